@@ -1,0 +1,3 @@
+from sb3_symmetric.common.wrappers import DiscretizeAction
+
+__all__ = ["DiscretizeAction"]

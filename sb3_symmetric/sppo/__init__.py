@@ -1,0 +1,3 @@
+from sb3_symmetric.sppo.sppo import SymPPO
+
+__all__ = ["SymPPO"]
