@@ -1,0 +1,230 @@
+"""The symmetric math against independent computations (paper.md section 2)."""
+
+import itertools
+
+import pytest
+import torch as th
+from stable_baselines3.common.distributions import (
+    BernoulliDistribution,
+    CategoricalDistribution,
+    MultiCategoricalDistribution,
+)
+
+from sb3_symmetric.losses import (
+    a2c_reverse_loss,
+    check_symmetric_coefficients,
+    clipped_surrogate_mask,
+    masked_mean,
+    other_action_prob,
+    ppo_reverse_loss,
+    sign_flip_count,
+)
+
+BATCH = 64
+NVEC = (3, 4, 2)
+N_BINARY = 4
+
+
+def _sb3_distribution(kind: str, logits: th.Tensor):
+    """The distribution SB3's policy builds, which is what SymPPO/SymA2C evaluate."""
+    if kind == "categorical":
+        return CategoricalDistribution(logits.shape[-1]).proba_distribution(logits)
+    if kind == "multicategorical":
+        return MultiCategoricalDistribution(list(NVEC)).proba_distribution(logits)
+    return BernoulliDistribution(logits.shape[-1]).proba_distribution(logits)
+
+
+def _torch_joint_log_prob(kind: str, logits: th.Tensor, actions: th.Tensor) -> th.Tensor:
+    """Joint log-probability through torch.distributions only (independent of SB3 and of our module)."""
+    if kind == "categorical":
+        return th.distributions.Categorical(logits=logits).log_prob(actions)
+    if kind == "multicategorical":
+        parts = th.split(logits, list(NVEC), dim=-1)
+        return sum(th.distributions.Categorical(logits=p).log_prob(actions[:, d]) for d, p in enumerate(parts))
+    return th.distributions.Independent(th.distributions.Bernoulli(logits=logits), 1).log_prob(actions)
+
+
+def _all_actions(kind: str) -> list[tuple[int, ...]]:
+    if kind == "categorical":
+        return [(a,) for a in range(5)]
+    if kind == "multicategorical":
+        return list(itertools.product(*[range(n) for n in NVEC]))
+    return list(itertools.product(range(2), repeat=N_BINARY))
+
+
+def _explicit_other_prob(kind: str, logits: th.Tensor, actions: th.Tensor) -> th.Tensor:
+    """Sum of the probabilities of every action other than the taken one, enumerated explicitly (not 1 - pi)."""
+    taken = actions.reshape(len(actions), -1)
+    total = th.zeros(len(actions), dtype=logits.dtype)
+    for candidate in _all_actions(kind):
+        cand = th.tensor(candidate, dtype=actions.dtype).expand_as(taken)
+        cand_actions = cand.squeeze(-1) if kind == "categorical" else cand
+        prob = th.exp(_torch_joint_log_prob(kind, logits, cand_actions))
+        is_other = (cand != taken).any(dim=-1)
+        total = total + prob * is_other
+    return total
+
+
+def _batch(kind: str, seed: int = 0):
+    gen = th.Generator().manual_seed(seed)
+    width = {"categorical": 5, "multicategorical": sum(NVEC), "bernoulli": N_BINARY}[kind]
+    logits = th.randn(BATCH, width, generator=gen, dtype=th.float64) * 1.5
+    with th.no_grad():
+        actions = _sb3_distribution(kind, logits).sample()
+    if kind == "categorical":
+        actions = actions.long()
+    advantages = th.randn(BATCH, generator=gen, dtype=th.float64)
+    # Old log-probs of a shifted policy: ratios spread well outside [1 - eps, 1 + eps]
+    old_logits = logits + 0.8 * th.randn(BATCH, width, generator=gen, dtype=th.float64)
+    with th.no_grad():
+        old_log_prob = _torch_joint_log_prob(kind, old_logits, actions)
+    return logits, actions, advantages, old_log_prob
+
+
+KINDS = ["categorical", "multicategorical", "bernoulli"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_sb3_log_prob_is_joint_probability(kind):
+    logits, actions, _, _ = _batch(kind)
+    ours = _sb3_distribution(kind, logits).log_prob(actions)
+    assert th.allclose(ours, _torch_joint_log_prob(kind, logits, actions), atol=1e-12)
+    # 1 - pi equals the explicit sum over the other actions
+    assert th.allclose(other_action_prob(ours), _explicit_other_prob(kind, logits, actions), atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("rce_z", [-1.0, -6.0])
+def test_a2c_reverse_gradient_matches_explicit_sum(kind, rce_z):
+    logits, actions, advantages, _ = _batch(kind)
+    logits = logits.clone().requires_grad_(True)
+    loss = a2c_reverse_loss(_sb3_distribution(kind, logits).log_prob(actions), advantages, rce_z)
+    (grad,) = th.autograd.grad(loss, logits)
+
+    ref_logits = logits.detach().clone().requires_grad_(True)
+    other = _explicit_other_prob(kind, ref_logits, actions)
+    ref_loss = (-advantages * rce_z * other).mean()
+    (ref_grad,) = th.autograd.grad(ref_loss, ref_logits)
+
+    assert th.allclose(loss, ref_loss, atol=1e-12)
+    assert th.allclose(grad, ref_grad, atol=1e-10)
+    assert grad.abs().max() > 1e-4
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("rce_z", [-1.0, -6.0])
+def test_ppo_reverse_gradient_matches_explicit_sum(kind, rce_z):
+    clip_range = 0.2
+    logits, actions, advantages, old_log_prob = _batch(kind)
+    logits = logits.clone().requires_grad_(True)
+    loss = ppo_reverse_loss(_sb3_distribution(kind, logits).log_prob(actions), old_log_prob, advantages, clip_range, rce_z)
+    (grad,) = th.autograd.grad(loss, logits)
+
+    ref_logits = logits.detach().clone().requires_grad_(True)
+    log_prob = _torch_joint_log_prob(kind, ref_logits, actions)
+    ratio = th.exp(log_prob - old_log_prob)
+    # The official code's mask, with its OR spelled out
+    in_range = (ratio >= 1 - clip_range) & (ratio <= 1 + clip_range)
+    unclipped_chosen = advantages * ratio <= advantages * th.clamp(ratio, 1 - clip_range, 1 + clip_range)
+    mask = (in_range | unclipped_chosen).detach().to(logits.dtype)
+    other = _explicit_other_prob(kind, ref_logits, actions)
+    ref_loss = (-mask * advantages * rce_z * other / th.exp(old_log_prob)).mean()
+    (ref_grad,) = th.autograd.grad(ref_loss, ref_logits)
+
+    assert 0 < mask.sum() < BATCH, "the batch must contain masked and unmasked samples"
+    assert th.allclose(loss, ref_loss, atol=1e-10)
+    assert th.allclose(grad, ref_grad, atol=1e-9)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("rce_z", [-1.0, -0.3, -6.0])
+def test_sppo_reverse_gradient_is_abs_z_times_clipped_surrogate_gradient(kind, rce_z):
+    """paper.md section 2 [derived]: grad L_reverse = |Z| * grad L_clip on the same batch."""
+    clip_range = 0.2
+    logits, actions, advantages, old_log_prob = _batch(kind, seed=1)
+    logits = logits.clone().requires_grad_(True)
+    log_prob = _sb3_distribution(kind, logits).log_prob(actions)
+    ratio = th.exp(log_prob - old_log_prob)
+    assert ((ratio - 1).abs() > clip_range).any(), "some samples must be clipped for the identity to be tested"
+
+    (reverse_grad,) = th.autograd.grad(
+        ppo_reverse_loss(log_prob, old_log_prob, advantages, clip_range, rce_z), logits, retain_graph=True
+    )
+    clipped_surrogate = -th.min(advantages * ratio, advantages * th.clamp(ratio, 1 - clip_range, 1 + clip_range)).mean()
+    (surrogate_grad,) = th.autograd.grad(clipped_surrogate, logits)
+
+    assert th.allclose(reverse_grad, abs(rce_z) * surrogate_grad, atol=1e-10)
+    assert surrogate_grad.abs().max() > 1e-4
+
+
+def test_ppo_reverse_loss_accepts_precomputed_ratio():
+    logits, actions, advantages, old_log_prob = _batch("categorical")
+    log_prob = _sb3_distribution("categorical", logits).log_prob(actions)
+    ratio = th.exp(log_prob - old_log_prob)
+    assert th.equal(
+        ppo_reverse_loss(log_prob, old_log_prob, advantages, 0.2, -1.0, ratio=ratio),
+        ppo_reverse_loss(log_prob, old_log_prob, advantages, 0.2, -1.0),
+    )
+
+
+def test_reverse_loss_sign_moves_policy_with_the_advantage():
+    """With Z < 0, minimizing the reverse loss raises pi where A > 0 and lowers it where A < 0."""
+    log_prob = th.log(th.tensor([0.3, 0.3])).requires_grad_(True)
+    advantages = th.tensor([1.0, -1.0])
+    (grad,) = th.autograd.grad(a2c_reverse_loss(log_prob, advantages, -1.0), log_prob)
+    assert grad[0] < 0 < grad[1]
+    # |Z| * A * (1 - pi), averaged: 2 * (1.0 * 0.7 + 0.5 * 0.7) / 2
+    value = a2c_reverse_loss(log_prob, th.tensor([1.0, 0.5]), -2.0)
+    assert th.allclose(value, th.tensor(1.05))
+
+
+def test_clipped_surrogate_mask_is_where_min_picks_unclipped():
+    advantages = th.tensor([1.0, 1.0, -1.0, -1.0, 1.0, -1.0, 0.0])
+    ratio = th.tensor([1.5, 0.5, 1.5, 0.5, 1.1, 0.9, 3.0])
+    # A>0: unclipped chosen iff r <= 1.2; A<0: iff r >= 0.8; A=0: both equal
+    expected = th.tensor([False, True, True, False, True, True, True])
+    mask = clipped_surrogate_mask(advantages, ratio, 0.2)
+    assert th.equal(mask, expected)
+    assert not mask.requires_grad
+
+
+def test_token_level_padding_mask():
+    gen = th.Generator().manual_seed(3)
+    log_prob = -th.rand(4, 7, generator=gen, dtype=th.float64).requires_grad_(True)
+    old_log_prob = log_prob.detach() - 0.1 * th.randn(4, 7, generator=gen, dtype=th.float64)
+    advantages = th.randn(4, 7, generator=gen, dtype=th.float64)
+    mask = th.ones(4, 7, dtype=th.bool)
+    mask[0, 5:] = False
+    mask[2, 1:] = False
+
+    loss = ppo_reverse_loss(log_prob, old_log_prob, advantages, 0.2, -1.0, mask=mask)
+    valid = ppo_reverse_loss(log_prob[mask], old_log_prob[mask], advantages[mask], 0.2, -1.0)
+    assert th.allclose(loss, valid)
+    (grad,) = th.autograd.grad(loss, log_prob)
+    assert th.all(grad[~mask] == 0)
+    assert th.allclose(a2c_reverse_loss(log_prob, advantages, -1.0, mask=mask), a2c_reverse_loss(log_prob[mask], advantages[mask]))
+    assert th.allclose(masked_mean(advantages, mask), advantages[mask].mean())
+
+
+def test_sign_flip_count():
+    raw = th.tensor([1.0, 2.0, 3.0, 10.0, -1.0])
+    normalized = (raw - raw.mean()) / (raw.std() + 1e-8)
+    # mean is 3.0: 1 and 2 flip to negative, 3 becomes 0 (not positive: flipped), 10 stays, -1 stays
+    assert sign_flip_count(raw, normalized).item() == 3
+
+
+@pytest.mark.parametrize(
+    "alpha, beta, rce_z, match",
+    [
+        (-0.1, 1.0, -1.0, "alpha"),
+        (0.5, -1.0, -1.0, "beta"),
+        (0.0, 0.0, -1.0, "both 0"),
+        (0.5, 1.0, 0.0, "rce_z"),
+        (0.5, 1.0, 2.0, "rce_z"),
+        (0.5, 1.0, float("-inf"), "rce_z"),
+        (float("nan"), 1.0, -1.0, "alpha"),
+    ],
+)
+def test_bad_coefficients_are_refused(alpha, beta, rce_z, match):
+    with pytest.raises(ValueError, match=match):
+        check_symmetric_coefficients(alpha, beta, rce_z)
