@@ -3,11 +3,11 @@
 from sb3_symmetric.common.wrappers import DiscretizeAction
 from sb3_symmetric.losses import (
     a2c_reverse_loss,
-    clipped_surrogate_mask,
+    clipped_surrogate,
     masked_mean,
     other_action_prob,
     ppo_reverse_loss,
-    sign_flip_count,
+    sign_flips,
 )
 from sb3_symmetric.sa2c import SymA2C
 from sb3_symmetric.sppo import SymPPO
@@ -19,9 +19,9 @@ __all__ = [
     "SymA2C",
     "SymPPO",
     "a2c_reverse_loss",
-    "clipped_surrogate_mask",
+    "clipped_surrogate",
     "masked_mean",
     "other_action_prob",
     "ppo_reverse_loss",
-    "sign_flip_count",
+    "sign_flips",
 ]

@@ -20,11 +20,11 @@ import torch as th
 __all__ = [
     "a2c_reverse_loss",
     "check_symmetric_coefficients",
-    "clipped_surrogate_mask",
+    "clipped_surrogate",
     "masked_mean",
     "other_action_prob",
     "ppo_reverse_loss",
-    "sign_flip_count",
+    "sign_flips",
 ]
 
 
@@ -75,20 +75,24 @@ def other_action_prob(log_prob: th.Tensor) -> th.Tensor:
     return 1.0 - th.exp(log_prob)
 
 
-def clipped_surrogate_mask(advantages: th.Tensor, ratio: th.Tensor, clip_range: float) -> th.Tensor:
+def clipped_surrogate(advantages: th.Tensor, ratio: th.Tensor, clip_range: float) -> tuple[th.Tensor, th.Tensor]:
     """
-    Samples where PPO's clipped objective still passes gradient: ``A*r <= A*clip(r, 1-eps, 1+eps)`` (paper.md section 2).
+    PPO's clipped surrogate loss ``-mean(min(A*r, A*clip(r, 1-eps, 1+eps)))`` and the mask of SPPO's reverse term (paper.md section 2).
 
-    The official code also ORs in ``|r - 1| <= eps``; inside that interval ``clip(r) == r`` so the
-    comparison already holds there, and this is the same set.
+    The mask is true where ``A*r <= A*clip(r)``: the samples where PPO's ``min`` picks the unclipped
+    term and so still passes gradient. The official code also ORs in ``|r - 1| <= eps``; inside that
+    interval ``clip(r) == r``, so the comparison already holds there and the set is the same.
+    The loss is computed with exactly Stable-Baselines3's operations, so PPO's numbers are unchanged.
 
     :param advantages: (normalized) advantages
     :param ratio: ``pi / pi_old``
     :param clip_range: PPO's clipping parameter ``eps``
-    :return: a boolean tensor, carrying no gradient
+    :return: the clipped surrogate loss (scalar) and the boolean mask (no gradient)
     """
-    with th.no_grad():
-        return advantages * ratio <= advantages * th.clamp(ratio, 1 - clip_range, 1 + clip_range)
+    policy_loss_1 = advantages * ratio
+    policy_loss_2 = advantages * th.clamp(ratio, 1 - clip_range, 1 + clip_range)
+    policy_loss = -th.min(policy_loss_1, policy_loss_2).mean()
+    return policy_loss, (policy_loss_1 <= policy_loss_2).detach()
 
 
 def a2c_reverse_loss(
@@ -118,10 +122,10 @@ def ppo_reverse_loss(
     clip_range: float,
     rce_z: float = -1.0,
     mask: th.Tensor | None = None,
-    ratio: th.Tensor | None = None,
+    clip_mask: th.Tensor | None = None,
 ) -> th.Tensor:
     """
-    SPPO's reverse RL loss: ``mean(-m * A * Z * (1 - pi) / pi_old)`` with ``m`` the clipped-surrogate mask (paper.md section 2).
+    SPPO's reverse RL loss: ``mean(-m * A * Z * (1 - pi) / pi_old)``, ``m`` the clipped-surrogate mask (paper.md section 2).
 
     Its gradient is ``|Z|`` times the gradient of PPO's clipped surrogate on the same samples.
 
@@ -131,22 +135,25 @@ def ppo_reverse_loss(
     :param clip_range: PPO's clipping parameter ``eps``
     :param rce_z: ``Z``, the constant standing in for ``log 0`` (negative; the paper uses -1)
     :param mask: optional padding mask (token-level use)
-    :param ratio: ``exp(log_prob - old_log_prob)`` when the caller already has it (saves one op)
+    :param clip_mask: the mask of :func:`clipped_surrogate` when the caller already has it (saves four ops)
     :return: a scalar tensor
     """
-    if ratio is None:
-        ratio = th.exp(log_prob - old_log_prob)
-    clipped_mask = clipped_surrogate_mask(advantages, ratio, clip_range)
-    reverse = -rce_z * advantages * other_action_prob(log_prob) / th.exp(old_log_prob)
-    return masked_mean(reverse * clipped_mask, mask)
+    if clip_mask is None:
+        _, clip_mask = clipped_surrogate(advantages, th.exp(log_prob - old_log_prob), clip_range)
+    # Advantages, the mask and pi_old are constants: folding them first keeps the autograd graph short
+    with th.no_grad():
+        weight = -rce_z * advantages * clip_mask / th.exp(old_log_prob)
+    return masked_mean(weight * other_action_prob(log_prob), mask)
 
 
-def sign_flip_count(raw_advantages: th.Tensor, advantages: th.Tensor) -> th.Tensor:
+def sign_flips(raw_advantages: th.Tensor, advantages: th.Tensor) -> th.Tensor:
     """
-    Number of samples whose advantage sign normalization flipped (paper.md section 1, ``ChangedSignRatio``).
+    Which samples had their advantage sign flipped by normalization: ``raw * normalized < 0`` (paper.md section 1).
+
+    The official code logs their share as ``ChangedSignRatio``.
 
     :param raw_advantages: advantages before normalization
     :param advantages: advantages after normalization
-    :return: a scalar tensor on the inputs' device (no host sync)
+    :return: a boolean tensor on the inputs' device (no host sync)
     """
-    return ((raw_advantages > 0) != (advantages > 0)).sum()
+    return raw_advantages * advantages < 0

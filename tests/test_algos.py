@@ -103,14 +103,16 @@ def test_learns_on_every_discrete_space(sym_algo, space):
     # SymA2C keeps A2C's default learning rate: at 3e-3 it collapses on MultiBinary(4) where A2C does not
     kwargs = dict(learning_rate=3e-3) if sym_algo is SymPPO else dict(n_steps=8)
     model = sym_algo("MlpPolicy", env, seed=0, **{**_small_kwargs(sym_algo), **kwargs})
-    model.learn(6000 if sym_algo is SymPPO else 30000)
+    model.learn(6000 if sym_algo is SymPPO else 50000)
     eval_env = SPACES[space]()
+    eval_env.action_space.seed(1)  # identity envs draw their observations from the action space
     obs, _ = eval_env.reset(seed=1)
     total = 0.0
     for _ in range(100):
         action, _ = model.predict(obs, deterministic=True)
         obs, reward, *_ = eval_env.step(action)
         total += float(reward)
+    print(f"{sym_algo.__name__} on {space}: {total} of 100")
     assert total >= 80
 
 
@@ -120,7 +122,7 @@ def test_logs_reverse_loss_and_sign_flip_fraction():
     logged = model.logger.name_to_value
     advantages = model.rollout_buffer.advantages.flatten()
     normalized = (advantages - advantages.mean()) / (advantages.std(ddof=1) + 1e-8)
-    expected = np.mean((advantages > 0) != (normalized > 0))
+    expected = np.mean(advantages * normalized < 0)
     assert logged["train/adv_sign_flip_fraction"] == pytest.approx(expected, abs=1e-6)
     assert 0 < expected < 1
     assert np.isfinite(logged["train/reverse_loss"]) and logged["train/reverse_loss"] != 0
@@ -229,7 +231,7 @@ def test_save_load_round_trip_and_continue(sym_algo, tmp_path):
 def test_load_refuses_a_continuous_env(tmp_path):
     model = _train(SymPPO, "DiscretizedPendulum", 128)
     model.save(tmp_path / "model.zip")
-    with pytest.raises(ValueError, match="spaces do not match|DiscretizeAction"):
+    with pytest.raises(ValueError, match=r"spaces do not match|DiscretizeAction"):
         SymPPO.load(tmp_path / "model.zip", env=make_vec_env("Pendulum-v1", n_envs=1))
 
 

@@ -13,11 +13,11 @@ from stable_baselines3.common.distributions import (
 from sb3_symmetric.losses import (
     a2c_reverse_loss,
     check_symmetric_coefficients,
-    clipped_surrogate_mask,
+    clipped_surrogate,
     masked_mean,
     other_action_prob,
     ppo_reverse_loss,
-    sign_flip_count,
+    sign_flips,
 )
 
 BATCH = 64
@@ -157,12 +157,12 @@ def test_sppo_reverse_gradient_is_abs_z_times_clipped_surrogate_gradient(kind, r
     assert surrogate_grad.abs().max() > 1e-4
 
 
-def test_ppo_reverse_loss_accepts_precomputed_ratio():
+def test_ppo_reverse_loss_accepts_precomputed_clip_mask():
     logits, actions, advantages, old_log_prob = _batch("categorical")
     log_prob = _sb3_distribution("categorical", logits).log_prob(actions)
-    ratio = th.exp(log_prob - old_log_prob)
+    _, clip_mask = clipped_surrogate(advantages, th.exp(log_prob - old_log_prob), 0.2)
     assert th.equal(
-        ppo_reverse_loss(log_prob, old_log_prob, advantages, 0.2, -1.0, ratio=ratio),
+        ppo_reverse_loss(log_prob, old_log_prob, advantages, 0.2, -1.0, clip_mask=clip_mask),
         ppo_reverse_loss(log_prob, old_log_prob, advantages, 0.2, -1.0),
     )
 
@@ -178,14 +178,17 @@ def test_reverse_loss_sign_moves_policy_with_the_advantage():
     assert th.allclose(value, th.tensor(1.05))
 
 
-def test_clipped_surrogate_mask_is_where_min_picks_unclipped():
+def test_clipped_surrogate_is_sb3_loss_and_mask_is_where_min_picks_unclipped():
     advantages = th.tensor([1.0, 1.0, -1.0, -1.0, 1.0, -1.0, 0.0])
-    ratio = th.tensor([1.5, 0.5, 1.5, 0.5, 1.1, 0.9, 3.0])
+    ratio = th.tensor([1.5, 0.5, 1.5, 0.5, 1.1, 0.9, 3.0], requires_grad=True)
     # A>0: unclipped chosen iff r <= 1.2; A<0: iff r >= 0.8; A=0: both equal
     expected = th.tensor([False, True, True, False, True, True, True])
-    mask = clipped_surrogate_mask(advantages, ratio, 0.2)
+    loss, mask = clipped_surrogate(advantages, ratio, 0.2)
     assert th.equal(mask, expected)
     assert not mask.requires_grad
+    # -mean(min(A*r, A*clip(r))) written out by hand
+    by_hand = -th.tensor([1.2, 0.5, -1.5, -0.8, 1.1, -0.9, 0.0]).mean()
+    assert th.allclose(loss, by_hand)
 
 
 def test_token_level_padding_mask():
@@ -202,15 +205,18 @@ def test_token_level_padding_mask():
     assert th.allclose(loss, valid)
     (grad,) = th.autograd.grad(loss, log_prob)
     assert th.all(grad[~mask] == 0)
-    assert th.allclose(a2c_reverse_loss(log_prob, advantages, -1.0, mask=mask), a2c_reverse_loss(log_prob[mask], advantages[mask]))
+    assert th.allclose(
+        a2c_reverse_loss(log_prob, advantages, -1.0, mask=mask), a2c_reverse_loss(log_prob[mask], advantages[mask])
+    )
     assert th.allclose(masked_mean(advantages, mask), advantages[mask].mean())
 
 
-def test_sign_flip_count():
-    raw = th.tensor([1.0, 2.0, 3.0, 10.0, -1.0])
-    normalized = (raw - raw.mean()) / (raw.std() + 1e-8)
-    # mean is 3.0: 1 and 2 flip to negative, 3 becomes 0 (not positive: flipped), 10 stays, -1 stays
-    assert sign_flip_count(raw, normalized).item() == 3
+def test_sign_flips():
+    raw = th.tensor([1.0, 2.0, 3.0, 10.0, -1.0, -4.0, -5.0])
+    normalized = (raw - 2.5) / 4.0
+    # 1 and 2 turn negative; 3, 10, -4, -5 keep their sign; -1 stays negative
+    assert th.equal(sign_flips(raw, normalized), th.tensor([True, True, False, False, False, False, False]))
+    assert th.equal(sign_flips(-raw, (-raw + 2.5) / 4.0), th.tensor([True, True, False, False, False, False, False]))
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from stable_baselines3.common.utils import explained_variance
 from torch.nn import functional as F
 
 from sb3_symmetric.common.checks import check_action_space
-from sb3_symmetric.losses import check_symmetric_coefficients, ppo_reverse_loss, sign_flip_count
+from sb3_symmetric.losses import check_symmetric_coefficients, clipped_surrogate, ppo_reverse_loss, sign_flips
 
 SelfSymPPO = TypeVar("SelfSymPPO", bound="SymPPO")
 
@@ -141,9 +141,8 @@ class SymPPO(PPO):
         pg_losses, value_losses = [], []
         clip_fractions = []
         # Symmetric-loss statistics stay on the device and are read once, after the loop
-        reverse_loss_sum = th.zeros((), device=self.device)
-        sign_flips = th.zeros((), dtype=th.long, device=self.device)
-        n_minibatches, n_samples = 0, 0
+        reverse_losses: list[th.Tensor] = []
+        flipped: list[th.Tensor] = []
 
         continue_training = True
         # train for n_epochs epochs
@@ -163,23 +162,19 @@ class SymPPO(PPO):
                 # Normalization does not make sense if mini batchsize == 1, see GH issue #325
                 if self.normalize_advantage and len(advantages) > 1:
                     advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-                    sign_flips += sign_flip_count(rollout_data.advantages, advantages)
-                n_samples += len(advantages)
+                    flipped.append(sign_flips(rollout_data.advantages, advantages))
 
                 # ratio between old and new policy, should be one at the first iteration
                 ratio = th.exp(log_prob - rollout_data.old_log_prob)
 
-                # clipped surrogate loss
-                policy_loss_1 = advantages * ratio
-                policy_loss_2 = advantages * th.clamp(ratio, 1 - clip_range, 1 + clip_range)
-                policy_loss = -th.min(policy_loss_1, policy_loss_2).mean()
+                # clipped surrogate loss, and the mask of the samples where it passes gradient
+                policy_loss, clip_mask = clipped_surrogate(advantages, ratio, clip_range)
 
                 # Reverse RL loss on the same samples, from the log-probability computed above
                 reverse_loss = ppo_reverse_loss(
-                    log_prob, rollout_data.old_log_prob, advantages, clip_range, self.rce_z, ratio=ratio
+                    log_prob, rollout_data.old_log_prob, advantages, clip_range, self.rce_z, clip_mask=clip_mask
                 )
-                reverse_loss_sum += reverse_loss.detach()
-                n_minibatches += 1
+                reverse_losses.append(reverse_loss.detach())
 
                 # Logging
                 pg_losses.append(policy_loss.item())
@@ -246,8 +241,8 @@ class SymPPO(PPO):
         self.logger.record("train/clip_fraction", np.mean(clip_fractions))
         self.logger.record("train/loss", loss.item())
         self.logger.record("train/explained_variance", explained_var)
-        self.logger.record("train/reverse_loss", reverse_loss_sum.item() / max(n_minibatches, 1))
-        self.logger.record("train/adv_sign_flip_fraction", sign_flips.item() / max(n_samples, 1))
+        self.logger.record("train/reverse_loss", th.stack(reverse_losses).mean().item())
+        self.logger.record("train/adv_sign_flip_fraction", th.cat(flipped).float().mean().item() if flipped else 0.0)
         if hasattr(self.policy, "log_std"):
             self.logger.record("train/std", th.exp(self.policy.log_std).mean().item())
 

@@ -1,0 +1,128 @@
+"""Cost of the reverse term: time ``train()`` of SymPPO vs PPO and SymA2C vs A2C on one fixed rollout buffer.
+
+Each pair is built with the same seed, fills its buffer once, then the two ``train()`` calls alternate
+(the order flips every round) in one process; the median of the per-round time ratios is printed.
+Cases: an MLP on CartPole-v1 and the Atari NatureCNN on random 84x84x4 observations.
+
+    python benchmarks/speed.py                 # CPU, writes nothing
+    python benchmarks/speed.py --markdown      # the table of benchmarks/README.md
+    python benchmarks/speed.py --device cuda --check-syncs
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+import warnings
+from typing import Any
+
+import torch as th
+from stable_baselines3 import A2C, PPO
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.envs import FakeImageEnv
+from stable_baselines3.common.utils import configure_logger
+
+from sb3_symmetric import SymA2C, SymPPO
+
+# (case, parent, symmetric, env factory, n_envs, policy, hyperparameters): paper.md section 5 settings
+CASES: list[tuple[str, type[BaseAlgorithm], type[BaseAlgorithm], Any, int, str, dict[str, Any]]] = [
+    ("MLP CartPole", PPO, SymPPO, "CartPole-v1", 1, "MlpPolicy", dict(n_steps=2048, batch_size=64, n_epochs=10)),
+    ("MLP CartPole", A2C, SymA2C, "CartPole-v1", 4, "MlpPolicy", dict(n_steps=8)),
+    ("Atari CNN 84x84x4", PPO, SymPPO, "image", 8, "CnnPolicy", dict(n_steps=128, batch_size=256, n_epochs=4)),
+    ("Atari CNN 84x84x4", A2C, SymA2C, "image", 16, "CnnPolicy", dict(n_steps=5)),
+]
+
+
+def _image_env() -> FakeImageEnv:
+    return FakeImageEnv(action_dim=6, screen_height=84, screen_width=84, n_channels=4, discrete=True)
+
+
+def _filled_model(algo: type[BaseAlgorithm], env_id: Any, n_envs: int, policy: str, kwargs: dict, device: str) -> Any:
+    env = make_vec_env(_image_env if env_id == "image" else env_id, n_envs=n_envs, seed=0)
+    model = algo(policy, env, seed=0, device=device, **kwargs)
+    model.set_logger(configure_logger(verbose=0))
+    model.learn(model.n_steps * n_envs)  # one rollout (and one untimed train(), which also warms up)
+    return model
+
+
+def _timed_train(model: Any, device: str) -> float:
+    if device.startswith("cuda"):
+        th.cuda.synchronize()
+    start = time.perf_counter()
+    model.train()
+    if device.startswith("cuda"):
+        th.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def _count_sync_warnings(model: Any) -> int:
+    """Synchronizing CUDA calls made by one ``train()`` call, as reported by ``set_sync_debug_mode('warn')``."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        th.cuda.set_sync_debug_mode("warn")
+        try:
+            model.train()
+        finally:
+            th.cuda.set_sync_debug_mode("default")
+    return sum("synchroniz" in str(w.message) for w in caught)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--rounds", type=int, default=15, help="alternating rounds per PPO MLP case (x20 for A2C MLP)")
+    parser.add_argument("--cnn-rounds", type=int, default=5, help="alternating rounds per CNN case")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed rounds before timing")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--check-syncs", action="store_true", help="count CUDA syncs per train() call (CUDA only)")
+    parser.add_argument("--markdown", action="store_true")
+    args = parser.parse_args(argv)
+    th.set_num_threads(args.threads)
+
+    rows = []
+    for case, parent, sym, env_id, n_envs, policy, kwargs in CASES:
+        rounds = args.cnn_rounds if policy == "CnnPolicy" else args.rounds * (20 if parent is A2C else 1)
+        base, ours = (_filled_model(algo, env_id, n_envs, policy, kwargs, args.device) for algo in (parent, sym))
+        for _ in range(args.warmup):
+            base.train()
+            ours.train()
+        ratios, base_times, sym_times = [], [], []
+        for i in range(rounds):
+            pair = (base, ours) if i % 2 == 0 else (ours, base)
+            times = {id(m): _timed_train(m, args.device) for m in pair}
+            base_times.append(times[id(base)])
+            sym_times.append(times[id(ours)])
+            ratios.append(times[id(ours)] / times[id(base)])
+        row = dict(
+            case=case,
+            pair=f"{sym.__name__} / {parent.__name__}",
+            samples=n_envs * kwargs["n_steps"],
+            base_ms=1e3 * statistics.median(base_times),
+            sym_ms=1e3 * statistics.median(sym_times),
+            ratio=statistics.median(ratios),
+            rounds=rounds,
+        )
+        if args.check_syncs and args.device.startswith("cuda"):
+            row["syncs"] = f"{_count_sync_warnings(ours)} vs {_count_sync_warnings(base)}"
+        rows.append(row)
+        print(
+            f"{row['case']:18s} {row['pair']:14s} buffer {row['samples']:5d}: train() {row['base_ms']:8.1f} ms -> "
+            f"{row['sym_ms']:8.1f} ms, median ratio {row['ratio']:.3f} over {rounds} rounds"
+            + (f", syncs per train() {row['syncs']}" if "syncs" in row else ""),
+            flush=True,
+        )
+
+    if args.markdown:
+        device = th.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU, {args.threads} thread(s)"
+        print(f"\n| case ({device}) | pair | buffer | parent train() ms | symmetric train() ms | median ratio |")
+        print("|---|---|---|---|---|---|")
+        for r in rows:
+            print(
+                f"| {r['case']} | {r['pair']} | {r['samples']} | {r['base_ms']:.1f} | {r['sym_ms']:.1f} | {r['ratio']:.3f} |"
+            )
+
+
+if __name__ == "__main__":
+    main()
