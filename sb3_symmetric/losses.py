@@ -77,7 +77,7 @@ def other_action_prob(log_prob: th.Tensor) -> th.Tensor:
 
 def clipped_surrogate(advantages: th.Tensor, ratio: th.Tensor, clip_range: float) -> tuple[th.Tensor, th.Tensor]:
     """
-    PPO's clipped surrogate loss ``-mean(min(A*r, A*clip(r, 1-eps, 1+eps)))`` and the mask of SPPO's reverse term (paper.md section 2).
+    PPO's clipped surrogate ``-mean(min(A*r, A*clip(r, 1-eps, 1+eps)))`` and SPPO's reverse-term mask (paper.md section 2).
 
     The mask is true where ``A*r <= A*clip(r)``: the samples where PPO's ``min`` picks the unclipped
     term and so still passes gradient. The official code also ORs in ``|r - 1| <= eps``; inside that
