@@ -2,6 +2,7 @@
 
 Each pair is built with the same seed, fills its buffer once, then the two ``train()`` calls alternate
 (the order flips every round) in one process; the median of the per-round time ratios is printed.
+On CPU the clock is the process's CPU time (robust to other load on the machine), on CUDA wall time.
 Cases: an MLP on CartPole-v1 and the Atari NatureCNN on random 84x84x4 observations.
 
     python benchmarks/speed.py                 # CPU, writes nothing
@@ -48,13 +49,15 @@ def _filled_model(algo: type[BaseAlgorithm], env_id: Any, n_envs: int, policy: s
 
 
 def _timed_train(model: Any, device: str) -> float:
+    # On CPU, the process's own CPU time: other processes on a shared machine inflate wall time, not this
+    clock = time.perf_counter if device.startswith("cuda") else time.process_time
     if device.startswith("cuda"):
         th.cuda.synchronize()
-    start = time.perf_counter()
+    start = clock()
     model.train()
     if device.startswith("cuda"):
         th.cuda.synchronize()
-    return time.perf_counter() - start
+    return clock() - start
 
 
 def _count_sync_warnings(model: Any) -> int:

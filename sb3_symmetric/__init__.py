@@ -9,6 +9,7 @@ from sb3_symmetric.losses import (
     ppo_reverse_loss,
     sign_flips,
 )
+from sb3_symmetric.noise import RewardNoiseCallback
 from sb3_symmetric.sa2c import SymA2C
 from sb3_symmetric.sppo import SymPPO
 
@@ -16,6 +17,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DiscretizeAction",
+    "RewardNoiseCallback",
     "SymA2C",
     "SymPPO",
     "a2c_reverse_loss",
