@@ -1,22 +1,22 @@
-from typing import Any, ClassVar, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3 import PPO
 from stable_baselines3.common.buffers import RolloutBuffer
-from stable_baselines3.common.policies import ActorCriticCnnPolicy, ActorCriticPolicy, BasePolicy, MultiInputActorCriticPolicy
+from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import explained_variance
 from torch.nn import functional as F
 
-from sb3_symmetric.common.checks import check_action_space
-from sb3_symmetric.losses import check_symmetric_coefficients, clipped_surrogate, ppo_reverse_loss, sign_flips
+from sb3_symmetric.common.base import SymmetricLossMixin
+from sb3_symmetric.losses import clipped_surrogate, ppo_reverse_loss, sign_flips
 
 SelfSymPPO = TypeVar("SelfSymPPO", bound="SymPPO")
 
 
-class SymPPO(PPO):
+class SymPPO(SymmetricLossMixin, PPO):
     """
     Symmetric PPO (SPPO): PPO's clipped surrogate plus the reverse RL loss.
 
@@ -43,12 +43,6 @@ class SymPPO(PPO):
         ``rollout_buffer_kwargs``, ``target_kl``, ``stats_window_size``, ``tensorboard_log``, ``policy_kwargs``,
         ``verbose``, ``seed``, ``device`` and ``_init_setup_model``.
     """
-
-    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
-        "MlpPolicy": ActorCriticPolicy,
-        "CnnPolicy": ActorCriticCnnPolicy,
-        "MultiInputPolicy": MultiInputActorCriticPolicy,
-    }
 
     def __init__(
         self,
@@ -82,10 +76,7 @@ class SymPPO(PPO):
         beta: float = 1.0,
         rce_z: float = -1.0,
     ):
-        check_symmetric_coefficients(alpha, beta, rce_z)
-        self.alpha = alpha
-        self.beta = beta
-        self.rce_z = rce_z
+        self._set_symmetric_coefficients(alpha, beta, rce_z)
         super().__init__(
             policy,
             env,
@@ -114,12 +105,6 @@ class SymPPO(PPO):
             device=device,
             _init_setup_model=_init_setup_model,
         )
-
-    def _setup_model(self) -> None:
-        # Runs at construction and in load(), where the spaces come from the saved model
-        check_symmetric_coefficients(self.alpha, self.beta, self.rce_z)
-        check_action_space(type(self).__name__, self.action_space)
-        super()._setup_model()
 
     def train(self) -> None:
         """
