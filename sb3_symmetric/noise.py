@@ -14,7 +14,7 @@ same placement for PPO, A2C, SymPPO and SymA2C without touching their code. Cons
 from __future__ import annotations
 
 import warnings
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
@@ -88,7 +88,9 @@ class RewardNoiseCallback(BaseCallback):
         # Created once, so a second learn() call continues the stream instead of replaying it.
         if self.rng is None:
             seed = self.seed if self.seed is not None else self.model.seed
-            self.rng = np.random.default_rng(None if seed is None else np.random.SeedSequence(seed, spawn_key=(_NOISE_STREAM_KEY,)))
+            self.rng = np.random.default_rng(
+                None if seed is None else np.random.SeedSequence(seed, spawn_key=(_NOISE_STREAM_KEY,))
+            )
 
     def perturb(self, rewards: np.ndarray) -> np.ndarray:
         """Add the noise to ``rewards`` in place and return it (the same array)."""
@@ -116,6 +118,6 @@ class RewardNoiseCallback(BaseCallback):
         return True
 
     def __repr__(self) -> str:
-        param: dict[str, Any] = {} if self.kinds[self.kind] is None else {self.kinds[self.kind]: self.scale}
-        args = ", ".join([repr(self.kind)] + [f"{k}={v}" for k, v in param.items()] + [f"seed={self.seed}"])
+        name = self.kinds[self.kind]
+        args = ", ".join([repr(self.kind)] + ([] if name is None else [f"{name}={self.scale}"]) + [f"seed={self.seed}"])
         return f"RewardNoiseCallback({args})"

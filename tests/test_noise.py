@@ -45,7 +45,9 @@ class RecordRewards(VecEnvWrapper):
         return obs, rewards, dones, infos
 
 
-def _one_rollout(algo, noise: RewardNoiseCallback, normalize: bool = False, n_envs: int = 4, n_steps: int = 250, seed: int = 0):
+def _one_rollout(
+    algo, noise: RewardNoiseCallback, normalize: bool = False, n_envs: int = 4, n_steps: int = 250, seed: int = 0
+):
     """Collect exactly one rollout of CartPole (reward 1 per step, no truncation this early)."""
     venv = make_vec_env("CartPole-v1", n_envs=n_envs, seed=seed)
     if normalize:
@@ -93,7 +95,9 @@ def test_flip_rate_and_values(p):
     assert abs(flipped.mean() - p) <= 4 * np.sqrt(p * (1 - p) / clipped.size) + 1e-12
 
 
-@pytest.mark.parametrize("kind, param, std", [("gaussian", 0.05, 0.05), ("gaussian", 2.0, 2.0), ("uniform", 0.3, 0.3 / np.sqrt(3))])
+@pytest.mark.parametrize(
+    "kind, param, std", [("gaussian", 0.05, 0.05), ("gaussian", 2.0, 2.0), ("uniform", 0.3, 0.3 / np.sqrt(3))]
+)
 def test_additive_noise_moments(kind, param, std):
     rewards = np.linspace(-1.0, 1.0, 200_000)
     callback = RewardNoiseCallback(kind, **{RewardNoiseCallback.kinds[kind]: param}, seed=0)
