@@ -85,6 +85,19 @@ PRESETS: dict[str, Preset] = {
         n_evals=10,
         algos=("ppo", "sppo", "ppo_weighted"),
     ),
+    # PPO, SPPO and the twin on an env that does not saturate at this budget, with 10 seeds.
+    "lunar-10seeds": Preset(
+        envs=(EnvSpec("LunarLander-v3", 150_000, ("clean", "flip:0.1")),),
+        seeds=10,
+        n_evals=10,
+        algos=("ppo", "sppo", "ppo_weighted"),
+    ),
+    "lunar-500k": Preset(
+        envs=(EnvSpec("LunarLander-v3", 500_000, ("clean", "flip:0.1")),),
+        seeds=10,
+        n_evals=10,
+        algos=("ppo", "sppo", "ppo_weighted"),
+    ),
     # Smoke runs: a few thousand steps, to check that the pipeline works on Atari and MuJoCo.
     "atari-smoke": Preset(
         envs=(EnvSpec("PongNoFrameskip-v4", 4_096, ("flip:0.1",)),),

@@ -92,7 +92,7 @@ def clipped_surrogate(advantages: th.Tensor, ratio: th.Tensor, clip_range: float
     policy_loss_1 = advantages * ratio
     policy_loss_2 = advantages * th.clamp(ratio, 1 - clip_range, 1 + clip_range)
     policy_loss = -th.min(policy_loss_1, policy_loss_2).mean()
-    return policy_loss, (policy_loss_1 <= policy_loss_2).detach()
+    return policy_loss, policy_loss_1 <= policy_loss_2  # a comparison carries no gradient
 
 
 def a2c_reverse_loss(
