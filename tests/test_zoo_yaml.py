@@ -111,3 +111,20 @@ def test_unlisted_box_env_needs_the_wrapper_the_error_names(algo, tmp_path):
     model, _ = wrapped.setup_experiment()
     assert list(model.action_space.nvec) == [11]
     model.env.close()
+
+
+@pytest.mark.parametrize("algo", list(ALGO_CLASSES))
+def test_module_config_reads_the_same_entries_as_the_yaml(algo, tmp_path):
+    """`-conf sb3_symmetric.hyperparams.<algo>` (RL-Zoo's module form) gives what the default YAML gives."""
+    from rl_zoo3.exp_manager import ExperimentManager
+
+    zoo.register()
+    flags = dict(n_timesteps=0, eval_freq=-1, seed=0, verbose=0)
+    for env_id in ("CartPole-v1", "Pendulum-v1"):
+        default = manager(algo, env_id, tmp_path).read_hyperparameters()
+        experiment = ExperimentManager(
+            argparse.Namespace(), algo, env_id, str(tmp_path), config=f"sb3_symmetric.hyperparams.{algo}", **flags
+        )
+        assert experiment.config == f"sb3_symmetric.hyperparams.{algo}"
+        assert experiment.read_hyperparameters() == default
+        assert default[0]["rce_z"] == -1.0
