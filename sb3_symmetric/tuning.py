@@ -35,9 +35,9 @@ from optuna.exceptions import ExperimentalWarning, UpdateFinishedTrialError
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
-from rl_zoo3 import exp_manager as zoo_exp_manager
-from rl_zoo3 import hyperparams_opt as zoo_hyperparams_opt
-from rl_zoo3.hyperparams_opt import convert_onpolicy_params, sample_a2c_params, sample_ppo_params
+
+# rl_zoo3 is imported inside the functions: importing it here would run the start-up hook's register(), which
+# imports this module, while this module is still half-initialized.
 
 SYMMETRIC_ALGOS = ("sppo", "sa2c")
 
@@ -81,18 +81,24 @@ def sample_symmetric_params(trial: optuna.Trial) -> dict[str, float]:
 
 def sample_sppo_params(trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict) -> dict[str, Any]:
     """RL-Zoo's PPO search space plus the symmetric loss weights."""
+    from rl_zoo3.hyperparams_opt import sample_ppo_params
+
     hyperparams = sample_ppo_params(trial, n_actions, n_envs, additional_args)
     return {**hyperparams, **sample_symmetric_params(trial)}
 
 
 def sample_sa2c_params(trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict) -> dict[str, Any]:
     """RL-Zoo's A2C search space plus the symmetric loss weights."""
+    from rl_zoo3.hyperparams_opt import sample_a2c_params
+
     hyperparams = sample_a2c_params(trial, n_actions, n_envs, additional_args)
     return {**hyperparams, **sample_symmetric_params(trial)}
 
 
 def convert_symmetric_params(sampled_params: dict[str, Any]) -> dict[str, Any]:
     """Turn the raw parameters stored in a trial into SymPPO / SymA2C keyword arguments (used by ``--trial-id``)."""
+    from rl_zoo3.hyperparams_opt import convert_onpolicy_params
+
     hyperparams = convert_onpolicy_params(sampled_params)
     for name in ("alpha", "beta", "rce_z"):
         if name in hyperparams:
@@ -501,7 +507,9 @@ def _load_trial(self: Any, storage: str, study_name: str, trial_id: int | None =
         trial = matches[0]
     if trial.state != TrialState.COMPLETE:
         print(f"Warning: trial {trial.number} is {trial.state.name}, replaying its parameters anyway")
-    converter = zoo_hyperparams_opt.HYPERPARAMS_CONVERTER[self.algo]
+    from rl_zoo3.hyperparams_opt import HYPERPARAMS_CONVERTER
+
+    converter = HYPERPARAMS_CONVERTER[self.algo]
     return converter(trial.params) if convert else dict(trial.params)
 
 
@@ -521,6 +529,9 @@ def _read_hyperparameters(self: Any) -> tuple[dict[str, Any], dict[str, Any]]:
 
 def register() -> None:
     """Add the "sppo"/"sa2c" samplers and converters to RL-Zoo and patch its ExperimentManager (idempotent)."""
+    from rl_zoo3 import exp_manager as zoo_exp_manager
+    from rl_zoo3 import hyperparams_opt as zoo_hyperparams_opt
+
     # exp_manager imported these dicts by name: they must be the very objects we fill in.
     if (
         zoo_exp_manager.HYPERPARAMS_SAMPLER is not zoo_hyperparams_opt.HYPERPARAMS_SAMPLER

@@ -15,7 +15,6 @@ After ``pip install sb3-symmetric`` a ``.pth`` start-up hook (``_sb3_symmetric_z
 from __future__ import annotations
 
 import functools
-import importlib
 import inspect
 import runpy
 import sys
@@ -67,17 +66,12 @@ def register() -> None:
     """Make rl_zoo3 know ``sppo`` and ``sa2c``: their classes, default YAML files and Optuna samplers. Idempotent."""
     from rl_zoo3 import exp_manager, utils
 
-    import sb3_symmetric
-    from sb3_symmetric import SymA2C, SymPPO
+    from sb3_symmetric import SymA2C, SymPPO, tuning
 
     # train, enjoy, record_video and exp_manager all hold this same dict object
     utils.ALGOS.update(sppo=SymPPO, sa2c=SymA2C)
     _default_to_packaged_yaml(exp_manager.ExperimentManager)
-    importlib.import_module("sb3_symmetric.tuning")
-    # Python binds a submodule on its package only once its import has finished. Unbound: `import sb3_symmetric.tuning`
-    # is still running (its `import rl_zoo3` fired the start-up hook that called us), so its register() is not defined yet.
-    if hasattr(sb3_symmetric, "tuning"):
-        sb3_symmetric.tuning.register()
+    tuning.register()
 
 
 def _default_to_packaged_yaml(manager_class: Any) -> None:
