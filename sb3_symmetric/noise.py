@@ -24,6 +24,11 @@ from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 _NOISE_STREAM_KEY = 0x5E0153
 
 
+def _noise_generator(seed: int | None) -> np.random.Generator:
+    """The noise stream of ``seed`` (fresh entropy for ``None``), apart from the env and torch streams of that seed."""
+    return np.random.default_rng(None if seed is None else np.random.SeedSequence(seed, spawn_key=(_NOISE_STREAM_KEY,)))
+
+
 class RewardNoiseCallback(BaseCallback):
     """
     Perturb the training rewards of an on-policy algorithm, as in the paper's noisy settings
@@ -87,10 +92,7 @@ class RewardNoiseCallback(BaseCallback):
             )
         # Created once, so a second learn() call continues the stream instead of replaying it.
         if self.rng is None:
-            seed = self.seed if self.seed is not None else self.model.seed
-            self.rng = np.random.default_rng(
-                None if seed is None else np.random.SeedSequence(seed, spawn_key=(_NOISE_STREAM_KEY,))
-            )
+            self.rng = _noise_generator(self.seed if self.seed is not None else self.model.seed)
 
     def perturb(self, rewards: np.ndarray) -> np.ndarray:
         """Add the noise to ``rewards`` in place and return it (the same array)."""
@@ -102,7 +104,7 @@ class RewardNoiseCallback(BaseCallback):
                 "Make the env return float rewards (DummyVecEnv always does)."
             )
         if self.rng is None:
-            self.rng = np.random.default_rng(self.seed)
+            self.rng = _noise_generator(self.seed)
         if self.kind == "flip":
             flip = self.rng.random(rewards.shape) < self.scale
             rewards[flip] = 1.0 - rewards[flip]
