@@ -95,24 +95,46 @@ def clipped_surrogate(advantages: th.Tensor, ratio: th.Tensor, clip_range: float
     return policy_loss, policy_loss_1 <= policy_loss_2  # a comparison carries no gradient
 
 
+def _mean_weights(values: th.Tensor, factor: float, mask: th.Tensor | None) -> th.Tensor:
+    """``factor * values / N`` (or ``* mask / sum(mask)``): weights that turn a weighted sum into a (masked) mean."""
+    if mask is None:
+        return values * (factor / values.numel())
+    mask = mask.to(values.dtype)
+    return values * mask * (factor / mask.sum())
+
+
+def _weighted_sum(weights: th.Tensor, values: th.Tensor) -> th.Tensor:
+    """``sum(weights * values)``, one ``dot`` for the usual one-dimensional batch."""
+    if weights.dim() == 1 and values.dim() == 1:
+        return th.dot(weights, values)
+    return (weights * values).sum()
+
+
 def a2c_reverse_loss(
     log_prob: th.Tensor,
     advantages: th.Tensor,
     rce_z: float = -1.0,
     mask: th.Tensor | None = None,
+    scale: float = 1.0,
 ) -> th.Tensor:
     """
     SA2C's reverse RL loss: ``mean(-A * Z * (1 - pi))`` (paper.md section 2, "SA2C").
 
-    Its gradient is ``-|Z| * A * pi * grad(log pi)``.
+    Its gradient is ``-|Z| * A * pi * grad(log pi)``. The advantages are constants, so the loss is
+    evaluated as ``sum(w) - sum(w * pi)`` with ``w = -Z * A / N`` folded without gradient: the autograd
+    graph holds only ``exp``, one dot product and one subtraction.
 
     :param log_prob: log-probability of the taken action (joint over dimensions), with gradient
     :param advantages: advantages, as the A2C term uses them
     :param rce_z: ``Z``, the constant standing in for ``log 0`` (negative; the paper uses -1)
     :param mask: optional padding mask (token-level use)
-    :return: a scalar tensor
+    :param scale: a factor applied to the result (the algorithms pass ``beta``, which saves a multiplication in the graph)
+    :return: a scalar tensor, ``scale * L_reverse``
     """
-    return masked_mean(-rce_z * advantages * other_action_prob(log_prob), mask)
+    with th.no_grad():
+        weights = _mean_weights(advantages, -rce_z * scale, mask)
+        constant = weights.sum()
+    return constant - _weighted_sum(weights, th.exp(log_prob))
 
 
 def ppo_reverse_loss(
@@ -123,11 +145,16 @@ def ppo_reverse_loss(
     rce_z: float = -1.0,
     mask: th.Tensor | None = None,
     clip_mask: th.Tensor | None = None,
+    ratio: th.Tensor | None = None,
+    scale: float = 1.0,
 ) -> th.Tensor:
     """
     SPPO's reverse RL loss: ``mean(-m * A * Z * (1 - pi) / pi_old)``, ``m`` the clipped-surrogate mask (paper.md section 2).
 
     Its gradient is ``|Z|`` times the gradient of PPO's clipped surrogate on the same samples.
+    Since ``(1 - pi) / pi_old = 1 / pi_old - r`` (paper.md section 2), it is evaluated as
+    ``sum(w / pi_old) - sum(w * r)`` with the constant weights ``w = -Z * m * A / N`` folded without
+    gradient: the autograd graph adds one dot product and one subtraction to the ratio PPO already has.
 
     :param log_prob: log-probability of the taken action under the current policy, with gradient
     :param old_log_prob: log-probability of the taken action under the behaviour policy
@@ -135,15 +162,19 @@ def ppo_reverse_loss(
     :param clip_range: PPO's clipping parameter ``eps``
     :param rce_z: ``Z``, the constant standing in for ``log 0`` (negative; the paper uses -1)
     :param mask: optional padding mask (token-level use)
-    :param clip_mask: the mask of :func:`clipped_surrogate` when the caller already has it (saves four ops)
-    :return: a scalar tensor
+    :param clip_mask: the mask of :func:`clipped_surrogate` when the caller already has it
+    :param ratio: ``exp(log_prob - old_log_prob)`` when the caller already has it (the gradient then flows through it)
+    :param scale: a factor applied to the result (the algorithms pass ``beta``, which saves a multiplication in the graph)
+    :return: a scalar tensor, ``scale * L_reverse``
     """
+    if ratio is None:
+        ratio = th.exp(log_prob - old_log_prob)
     if clip_mask is None:
-        _, clip_mask = clipped_surrogate(advantages, th.exp(log_prob - old_log_prob), clip_range)
-    # Advantages, the mask and pi_old are constants: folding them first keeps the autograd graph short
+        _, clip_mask = clipped_surrogate(advantages, ratio, clip_range)
     with th.no_grad():
-        weight = -rce_z * advantages * clip_mask / th.exp(old_log_prob)
-    return masked_mean(weight * other_action_prob(log_prob), mask)
+        weights = _mean_weights(advantages * clip_mask, -rce_z * scale, mask)
+        constant = _weighted_sum(weights, th.exp(-old_log_prob))
+    return constant - _weighted_sum(weights, ratio)
 
 
 def sign_flips(raw_advantages: th.Tensor, advantages: th.Tensor) -> th.Tensor:

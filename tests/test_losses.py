@@ -167,6 +167,57 @@ def test_ppo_reverse_loss_accepts_precomputed_clip_mask():
     )
 
 
+@pytest.mark.parametrize("scale", [0.3, 20.0])
+def test_scale_and_precomputed_ratio(scale):
+    """`scale` multiplies value and gradient; a ratio passed in gives what the function computes itself."""
+    logits, actions, advantages, old_log_prob = _batch("multicategorical", seed=2)
+    logits = logits.clone().requires_grad_(True)
+    log_prob = _sb3_distribution("multicategorical", logits).log_prob(actions)
+    ratio = th.exp(log_prob - old_log_prob)
+    cases = [
+        (lambda **kw: ppo_reverse_loss(log_prob, old_log_prob, advantages, 0.2, -2.0, **kw), {"ratio": ratio}),
+        (lambda **kw: a2c_reverse_loss(log_prob, advantages, -2.0, **kw), {}),
+    ]
+    for loss_fn, extra in cases:
+        plain = loss_fn()
+        (plain_grad,) = th.autograd.grad(plain, logits, retain_graph=True)
+        scaled = loss_fn(scale=scale, **extra)
+        (scaled_grad,) = th.autograd.grad(scaled, logits, retain_graph=True)
+        assert th.allclose(scaled, scale * plain, rtol=1e-12)
+        assert th.allclose(scaled_grad, scale * plain_grad, rtol=1e-10, atol=1e-14)
+        assert plain_grad.abs().max() > 1e-4
+
+
+def test_ppo_reverse_loss_float32_with_tiny_joint_probabilities():
+    """8 action dimensions x 11 bins (discretized Ant): pi_old near 11**-8. float32 stays close to a float64 reference."""
+    gen = th.Generator().manual_seed(4)
+    logits64 = th.randn(BATCH, 8, 11, generator=gen, dtype=th.float64)
+    actions = th.randint(0, 11, (BATCH, 8), generator=gen)
+    old_log_prob64 = th.log_softmax(logits64, -1).gather(-1, actions[..., None]).sum((1, 2))
+    logits64 = (logits64 + 0.3 * th.randn(BATCH, 8, 11, generator=gen, dtype=th.float64)).requires_grad_(True)
+    advantages64 = th.randn(BATCH, generator=gen, dtype=th.float64)
+    assert old_log_prob64.max() < -12, "joint probabilities must be tiny for this test"
+
+    results = []
+    for dtype in (th.float32, th.float64):
+        logits = logits64.detach().to(dtype).requires_grad_(True)
+        log_prob = th.log_softmax(logits, -1).gather(-1, actions[..., None]).sum((1, 2))
+        loss = ppo_reverse_loss(log_prob, old_log_prob64.to(dtype), advantages64.to(dtype), 0.2, -1.0)
+        (grad,) = th.autograd.grad(loss, logits)
+        results.append((loss.double(), grad.double()))
+    (loss32, grad32), (loss64, grad64) = results
+    # reference written out: -mean(m * A * Z * (1 - pi) / pi_old)
+    with th.no_grad():
+        log_prob = th.log_softmax(logits64, -1).gather(-1, actions[..., None]).sum((1, 2))
+        ratio = th.exp(log_prob - old_log_prob64)
+        _, m = clipped_surrogate(advantages64, ratio, 0.2)
+        expected = (m * advantages64 * (1 - th.exp(log_prob)) / th.exp(old_log_prob64)).mean()
+    assert th.allclose(loss64, expected, rtol=1e-10)
+    assert th.allclose(loss32, loss64, rtol=1e-5)
+    assert th.isfinite(grad32).all()
+    assert th.allclose(grad32, grad64, rtol=1e-4, atol=1e-6 * grad64.abs().max().item())
+
+
 def test_reverse_loss_sign_moves_policy_with_the_advantage():
     """With Z < 0, minimizing the reverse loss raises pi where A > 0 and lowers it where A < 0."""
     log_prob = th.log(th.tensor([0.3, 0.3])).requires_grad_(True)

@@ -126,8 +126,11 @@ class SymPPO(SymmetricLossMixin, PPO):
         pg_losses, value_losses = [], []
         clip_fractions = []
         # Symmetric-loss statistics stay on the device and are read once, after the loop
+        # The reverse term arrives already multiplied by beta (one op fewer in the graph); 1 when beta == 0
+        reverse_scale = self.beta if self.beta != 0 else 1.0
         reverse_losses: list[th.Tensor] = []
-        flipped: list[th.Tensor] = []
+        raw_advantages: list[th.Tensor] = []
+        normalized_advantages: list[th.Tensor] = []
 
         continue_training = True
         # train for n_epochs epochs
@@ -147,7 +150,9 @@ class SymPPO(SymmetricLossMixin, PPO):
                 # Normalization does not make sense if mini batchsize == 1, see GH issue #325
                 if self.normalize_advantage and len(advantages) > 1:
                     advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-                    flipped.append(sign_flips(rollout_data.advantages, advantages))
+                    # Kept for the sign-flip statistic, computed once after the loop
+                    raw_advantages.append(rollout_data.advantages)
+                    normalized_advantages.append(advantages)
 
                 # ratio between old and new policy, should be one at the first iteration
                 ratio = th.exp(log_prob - rollout_data.old_log_prob)
@@ -157,7 +162,14 @@ class SymPPO(SymmetricLossMixin, PPO):
 
                 # Reverse RL loss on the same samples, from the log-probability computed above
                 reverse_loss = ppo_reverse_loss(
-                    log_prob, rollout_data.old_log_prob, advantages, clip_range, self.rce_z, clip_mask=clip_mask
+                    log_prob,
+                    rollout_data.old_log_prob,
+                    advantages,
+                    clip_range,
+                    self.rce_z,
+                    clip_mask=clip_mask,
+                    ratio=ratio,
+                    scale=reverse_scale,
                 )
                 reverse_losses.append(reverse_loss.detach())
 
@@ -191,7 +203,7 @@ class SymPPO(SymmetricLossMixin, PPO):
                 loss = self.alpha * policy_loss + self.ent_coef * entropy_loss + self.vf_coef * value_loss
                 # With beta == 0 the reverse term stays out of the graph, so alpha=1, beta=0 is PPO bit for bit
                 if self.beta != 0:
-                    loss = loss + self.beta * reverse_loss
+                    loss = loss + reverse_loss
 
                 # Calculate approximate form of reverse KL Divergence for early stopping
                 with th.no_grad():
@@ -226,8 +238,11 @@ class SymPPO(SymmetricLossMixin, PPO):
         self.logger.record("train/clip_fraction", np.mean(clip_fractions))
         self.logger.record("train/loss", loss.item())
         self.logger.record("train/explained_variance", explained_var)
-        self.logger.record("train/reverse_loss", th.stack(reverse_losses).mean().item())
-        self.logger.record("train/adv_sign_flip_fraction", th.cat(flipped).float().mean().item() if flipped else 0.0)
+        self.logger.record("train/reverse_loss", th.stack(reverse_losses).mean().item() / reverse_scale)
+        flip_fraction = 0.0
+        if raw_advantages:
+            flip_fraction = sign_flips(th.cat(raw_advantages), th.cat(normalized_advantages)).float().mean().item()
+        self.logger.record("train/adv_sign_flip_fraction", flip_fraction)
         if hasattr(self.policy, "log_std"):
             self.logger.record("train/std", th.exp(self.policy.log_std).mean().item())
 
