@@ -28,6 +28,7 @@ SETTING_TITLES = {
     "clean": "Clean rewards",
     "flip0.1": "Reward flip, p = 0.1",
     "gaussian0.05": "Gaussian reward noise, sigma = 0.05",
+    "gaussian1.0": "Gaussian reward noise, sigma = 1.0",
 }
 ORDER = ("ppo", "sppo", "ppo_weighted", "a2c", "sa2c")
 # (challenger, baseline): SPPO vs its baseline, SPPO vs its gradient-identical twin (the noise floor), SA2C vs A2C
@@ -200,6 +201,20 @@ def plots(cells: dict, out: Path, reps: int, report_command: str, grid_command: 
     return written
 
 
+def budget_comparison(cells: dict[tuple[str, str, str], list[dict]]) -> str:
+    """``"CartPole-v1 20,000 of 100,000"`` for each env of the runs: their budget next to the YAML entry's own."""
+    from benchmarks.grid import zoo_entry
+
+    parts = []
+    for env, budget in sorted({(key[1], run["budget"]) for key, runs in cells.items() for run in runs}):
+        try:
+            own = f"{int(float(zoo_entry('sppo', env)['n_timesteps'])):,}"
+        except KeyError:
+            own = "(no entry)"
+        parts.append(f"{env} {budget:,} of {own}")
+    return "; ".join(parts)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs-dir", type=Path, default=RUNS)
@@ -235,9 +250,10 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"    {example['command']}",
         "",
-        "Budgets are far below the paper's (paper.md section 5: 2M-10M steps, 5-30 seeds) and RL-Zoo's (100k-2M for",
-        "these envs); these numbers show early learning only. paper.md has figures for eight Atari games only (shown",
-        "next to ours where such a game was run); for every other env there is nothing from the paper to compare with.",
+        f"Training budgets against the `n_timesteps` of sppo.yml's entries: {budget_comparison(cells)}.",
+        "The paper trained for 2M-10M steps with 5-30 seeds (paper.md section 5). paper.md has figures for eight",
+        "Atari games only (shown next to ours where such a game was run); for every other env there is nothing from",
+        "the paper to compare with.",
         "PPO x (a+b|Z|) is PPO whose policy loss is weighted alpha + beta*|rce_z| with SPPO's other",
         "hyperparameters: its gradient equals SPPO's (paper.md section 2), so SPPO vs it measures run-to-run noise alone.",
         "Evaluation returns are true (noise-free) returns. For discretized envs, PPO/A2C are the paper's DPPO/DA2C.",

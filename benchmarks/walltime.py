@@ -1,0 +1,315 @@
+"""Project the wall time of a whole grid preset from short timing runs on the machine that will run it.
+
+The timing work runs in ``--workers`` worker processes at once, on the device of the grid, so it contends
+for the GPU and the cores as the grid will:
+
+- per (env, algorithm): two real grid runs (same RL-Zoo command and YAML entry) of ``--steps`` training
+  timesteps, each ending with one evaluation episode; their difference is the training cost per timestep,
+  the rest the fixed cost of a run (env and model creation, saving; imports happen once per worker);
+- per env: the preset's evaluation (``evaluate_policy`` on RL-Zoo's own evaluation env, ``eval_episodes``
+  episodes of a fresh model), timed in-process: the cost of an evaluation step and the length of an
+  evaluation episode of an untrained agent.
+
+A preset run then costs ``fixed + trained steps x train cost + n_evals x eval_episodes x L x eval step cost``
+and the grid ``sum(runs) / workers`` (or its longest run, if that is longer). ``L``, the mean evaluation
+episode length, is the unknown: it changes as agents learn (an Atari game lasts longer when played well), so
+the projection uses the untrained one and also prints how much every 1000 steps of ``L`` add.
+
+    python -m benchmarks.walltime --preset atari-paper --device cuda --workers 8 --steps 10000 50000
+    python -m benchmarks.walltime --preset pendulum-10seeds --workers 2     # checked against a real grid
+
+Finished timing work is kept (``done.json`` / ``eval-*.json``) and skipped on a rerun; the projection goes
+to ``--out`` (markdown, and the numbers as JSON beside it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import multiprocessing
+import os
+import sys
+import time
+import traceback
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.grid import PRESETS, ROOT, Preset, Run, execute, is_done, make_runs, zoo_entry
+
+DEFAULT_N_STEPS = {"sppo": 2048, "ppo": 2048, "sa2c": 5, "a2c": 5}
+
+
+def rollout_size(run: Run) -> int:
+    """Timesteps per rollout of a run's YAML entry (``n_steps x n_envs``): SB3 trains whole rollouts."""
+    zoo_algo, _ = run.zoo_algo_and_params()
+    entry = zoo_entry(zoo_algo, run.env)
+    return int(entry.get("n_steps", DEFAULT_N_STEPS[zoo_algo])) * int(entry.get("n_envs", 1))
+
+
+def trained_steps(run: Run, budget: int) -> int:
+    """Timesteps SB3 actually trains for ``learn(budget)``: whole rollouts, so rounded up."""
+    size = rollout_size(run)
+    return math.ceil(budget / size) * size
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The timing work of a preset: two short runs per (env, algorithm), one evaluation timing per env."""
+
+    short: dict[tuple[str, str], Run]
+    long: dict[tuple[str, str], Run]
+    eval_runs: dict[str, Run]
+    eval_episodes: int
+
+
+def timing_plan(preset: Preset, steps: tuple[int, int], device: str) -> Plan:
+    """Seed 0 of every (env, algorithm) cell with the env's first noise setting, at the two timing budgets."""
+    first_noise = {spec.env: spec.noises[0] for spec in preset.envs}
+    cells = {
+        (run.env, run.algo): run for run in make_runs(preset, seeds=1, device=device) if run.noise == first_noise[run.env]
+    }
+    for run in cells.values():
+        if trained_steps(run, steps[0]) >= trained_steps(run, steps[1]):
+            raise ValueError(
+                f"--steps {steps[0]} {steps[1]}: {run.algo} on {run.env} trains whole rollouts of {rollout_size(run)} "
+                f"steps, so both budgets give {trained_steps(run, steps[0])} steps; make LONG at least one rollout longer."
+            )
+
+    def timing_run(run: Run, budget: int) -> Run:
+        return replace(run, setting=f"steps{budget}", budget=budget, n_evals=1, eval_episodes=1)
+
+    eval_runs: dict[str, Run] = {}
+    for (env, _), run in cells.items():
+        eval_runs.setdefault(env, run)
+    return Plan(
+        short={key: timing_run(run, steps[0]) for key, run in cells.items()},
+        long={key: timing_run(run, steps[1]) for key, run in cells.items()},
+        eval_runs=eval_runs,
+        eval_episodes=max(preset.eval_episodes, 1),
+    )
+
+
+def eval_file(root: Path, env: str) -> Path:
+    return root / f"eval-{env.replace('/', '_')}.json"
+
+
+def _warm_up() -> None:
+    """Worker initializer: pay the imports once per worker, as the grid's workers do."""
+    import rl_zoo3.train  # noqa: F401
+
+    import sb3_symmetric.zoo  # noqa: F401
+
+
+def time_evaluation(run: Run, episodes: int, out: Path) -> tuple[str, float, str | None]:
+    """Time RL-Zoo's evaluation of a fresh model of ``run`` (its own eval env and determinism) over ``episodes``."""
+    import torch as th
+    from rl_zoo3.exp_manager import ExperimentManager
+    from stable_baselines3.common.evaluation import evaluate_policy
+
+    from sb3_symmetric import zoo
+
+    start = time.perf_counter()
+    try:
+        zoo.register()
+        th.set_num_threads(1)
+        zoo_algo, params = run.zoo_algo_and_params()
+        params.pop("callback", None)  # reward noise does not touch evaluation
+        folder = out.with_suffix("")
+        flags = dict(n_timesteps=0, eval_freq=-1, seed=0, verbose=0, hyperparams=params, device=run.device)
+        experiment = ExperimentManager(argparse.Namespace(), zoo_algo, run.env, str(folder), **flags)
+        model, _ = experiment.setup_experiment()
+        eval_env = experiment.create_envs(1, eval_env=True, no_log=True)
+        deterministic = experiment.deterministic_eval
+        evaluate_policy(model, eval_env, n_eval_episodes=1, deterministic=deterministic)  # warm-up (cuDNN, caches)
+        clock = time.perf_counter()
+        _, lengths = evaluate_policy(
+            model, eval_env, n_eval_episodes=episodes, deterministic=deterministic, return_episode_rewards=True
+        )
+        seconds = time.perf_counter() - clock
+        out.write_text(json.dumps({"env": run.env, "seconds": seconds, "ep_lengths": [int(n) for n in lengths]}))
+        eval_env.close()
+        model.env.close()
+        return f"evaluation of {run.env}", time.perf_counter() - start, None
+    except BaseException:
+        return f"evaluation of {run.env}", time.perf_counter() - start, traceback.format_exc(limit=4)
+
+
+def run_timing(plan: Plan, root: Path, workers: int) -> list[tuple[str, str]]:
+    """All unfinished timing work, ``workers`` at a time in warm worker processes; returns the failures."""
+    from tqdm import tqdm
+
+    tasks: list[tuple] = [
+        (time_evaluation, run, plan.eval_episodes, eval_file(root, env))
+        for env, run in plan.eval_runs.items()
+        if not eval_file(root, env).exists()
+    ]
+    timing_runs = [*plan.short.values(), *plan.long.values()]
+    tasks += [(execute, run, root, False) for run in timing_runs if not is_done(run, root)]
+    total = len(plan.eval_runs) + len(timing_runs)
+    failures: list[tuple[str, str]] = []
+    bar = tqdm(total=total, initial=total - len(tasks), unit="task", dynamic_ncols=True)
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_warm_up) as pool:
+        for future in as_completed([pool.submit(*task) for task in tasks]):
+            name, wall, error = future.result()
+            if error is None:
+                bar.set_postfix_str(f"{name} {wall:.0f}s", refresh=False)
+            else:
+                failures.append((name, error))
+                bar.write(f"FAILED {name}:\n{error}")
+            bar.update()
+    bar.close()
+    return failures
+
+
+def read_run(run: Run, root: Path) -> tuple[float, int]:
+    """Wall seconds of a finished timing run and the evaluation steps it made."""
+    marker = json.loads((root / run.name / "done.json").read_text())
+    lengths = np.load(root / run.name / "evaluations.npz")["ep_lengths"]
+    return float(marker["wall_s"]), int(lengths.sum())
+
+
+@dataclass(frozen=True)
+class CellCost:
+    env: str
+    algo: str
+    fixed_s: float
+    train_s_per_step: float
+    eval_s_per_step: float
+    eval_episode_length: float
+
+
+def fit_costs(plan: Plan, root: Path) -> list[CellCost]:
+    """Per-cell costs: evaluation from the env's timed evaluation, training from the two runs minus their evaluations."""
+    eval_cost: dict[str, tuple[float, float]] = {}
+    for env in plan.eval_runs:
+        timed = json.loads(eval_file(root, env).read_text())
+        lengths = timed["ep_lengths"]
+        eval_cost[env] = (timed["seconds"] / max(sum(lengths), 1), sum(lengths) / len(lengths))
+    costs = []
+    for key, short in plan.short.items():
+        long = plan.long[key]
+        per_eval_step, length = eval_cost[key[0]]
+        (wall_s, evals_s), (wall_l, evals_l) = read_run(short, root), read_run(long, root)
+        n_s, n_l = trained_steps(short, short.budget), trained_steps(long, long.budget)
+        train_s, train_l = wall_s - evals_s * per_eval_step, wall_l - evals_l * per_eval_step
+        per_step = max((train_l - train_s) / (n_l - n_s), 0.0)
+        fixed = max(train_s - n_s * per_step, 0.0)
+        costs.append(CellCost(key[0], key[1], fixed, per_step, per_eval_step, length))
+    return costs
+
+
+def project(preset: Preset, costs: list[CellCost], workers: int) -> dict:
+    """Projected wall time of every run of the preset (all seeds and noise settings) and of the whole grid."""
+    by_cell = {(cost.env, cost.algo): cost for cost in costs}
+    totals = {"runs": 0, "total_run_s": 0.0, "train_s": 0.0, "eval_s": 0.0, "eval_s_per_length_step": 0.0}
+    longest = 0.0
+    for run in make_runs(preset):
+        cost = by_cell[(run.env, run.algo)]
+        # eval_s is linear in the evaluation episode length: keep its slope for the sensitivity line
+        eval_per_length_step = cost.eval_s_per_step * run.n_evals * run.eval_episodes
+        train = cost.train_s_per_step * trained_steps(run, run.budget)
+        evals = eval_per_length_step * cost.eval_episode_length
+        seconds = cost.fixed_s + train + evals
+        totals["runs"] += 1
+        totals["total_run_s"] += seconds
+        totals["train_s"] += train
+        totals["eval_s"] += evals
+        totals["eval_s_per_length_step"] += eval_per_length_step
+        longest = max(longest, seconds)
+    return {
+        **totals,
+        "longest_run_s": longest,
+        "grid_wall_s": max(totals["total_run_s"] / workers, longest),
+        "grid_wall_s_per_1000_length_steps": 1000.0 * totals["eval_s_per_length_step"] / workers,
+    }
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"
+
+
+def report(preset_name: str, projection: dict, costs: list[CellCost], args: argparse.Namespace, device_name: str) -> str:
+    """The projection as markdown, with the command that made it."""
+    lines = [
+        f"# Projected wall time: `{preset_name}` on {device_name}, {args.workers} workers",
+        "",
+        f"Command: `python -m benchmarks.walltime {' '.join(args.argv)}` ({time.strftime('%Y-%m-%d')}).",
+        f"Timing: runs of {args.steps[0]} and {args.steps[1]} training steps per (env, algorithm), seed 0, and one "
+        f"timed evaluation per env, {args.workers} at a time in warm worker processes, on the device the grid will use.",
+        "",
+        "| env | algorithm | fixed s per run | train ms per step | eval ms per step | eval episode length (measured) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for cost in costs:
+        lines.append(
+            f"| {cost.env} | {cost.algo} | {cost.fixed_s:.1f} | {1e3 * cost.train_s_per_step:.3f} | "
+            f"{1e3 * cost.eval_s_per_step:.3f} | {cost.eval_episode_length:.0f} |"
+        )
+    noisy = [f"{cost.algo} on {cost.env}" for cost in costs if cost.train_s_per_step == 0]
+    if noisy:
+        lines += [
+            "",
+            f"Too noisy to fit (training cost clamped at 0): {', '.join(noisy)}. Rerun with a larger LONG `--steps`.",
+        ]
+    lines += [
+        "",
+        f"Preset: {projection['runs']} runs; in all {_duration(projection['train_s'])} of training and "
+        f"{_duration(projection['eval_s'])} of evaluation; the longest run {_duration(projection['longest_run_s'])}.",
+        "",
+        f"**Projected grid wall time with {args.workers} workers: {_duration(projection['grid_wall_s'])}**, "
+        f"with evaluation episodes as long as the barely trained agents' above. Every 1000 steps of mean evaluation "
+        f"episode length add {_duration(projection['grid_wall_s_per_1000_length_steps'])}: agents that play longer "
+        f"episodes once trained make this a lower estimate.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _device_name(device: str) -> str:
+    if device.startswith("cuda"):
+        import torch as th
+
+        return f"{th.cuda.get_device_name(0)} ({os.cpu_count()} CPU cores)"
+    return f"CPU ({os.cpu_count()} cores)"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", choices=sorted(PRESETS), required=True)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="parallel runs, as the grid will use")
+    parser.add_argument("--steps", type=int, nargs=2, default=(4096, 32768), metavar=("SHORT", "LONG"))
+    parser.add_argument("--runs-dir", type=Path, help="where the timing runs go (default benchmarks/runs/walltime/<preset>)")
+    parser.add_argument("--out", type=Path, help="markdown projection (default <runs-dir>/projection.md)")
+    args = parser.parse_args(argv)
+    args.argv = sys.argv[1:] if argv is None else argv
+    if not 0 < args.steps[0] < args.steps[1]:
+        parser.error("--steps needs SHORT < LONG, both > 0")
+
+    preset = PRESETS[args.preset]
+    root = (args.runs_dir or ROOT / "benchmarks" / "runs" / "walltime" / args.preset).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        plan = timing_plan(preset, tuple(args.steps), args.device)
+    except ValueError as error:
+        parser.error(str(error))
+    failures = run_timing(plan, root, max(args.workers, 1))
+    if failures:
+        print(f"{len(failures)} timing tasks failed; rerun to retry", file=sys.stderr)
+        return 1
+    costs = fit_costs(plan, root)
+    projection = project(preset, costs, max(args.workers, 1))
+    text = report(args.preset, projection, costs, args, _device_name(args.device))
+    out = args.out or root / "projection.md"
+    out.write_text(text)
+    out.with_suffix(".json").write_text(json.dumps({"projection": projection, "costs": [asdict(c) for c in costs]}, indent=1))
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
