@@ -107,6 +107,16 @@ PRESETS: dict[str, Preset] = {
         n_evals=20,
         algos=("ppo", "sppo", "ppo_weighted"),
     ),
+    # A2C and SA2C with 10 seeds: CartPole-v1 mid-learning, LunarLander-v3 at RL-Zoo's own a2c.yml budget.
+    "a2c-10seeds": Preset(
+        envs=(
+            EnvSpec("CartPole-v1", 100_000, ("clean", "flip:0.1")),
+            EnvSpec("LunarLander-v3", 200_000, ("clean", "flip:0.1")),
+        ),
+        seeds=10,
+        n_evals=10,
+        algos=("a2c", "sa2c"),
+    ),
     # Smoke runs: a few thousand steps, to check that the pipeline works on Atari and MuJoCo.
     "atari-smoke": Preset(
         envs=(EnvSpec("PongNoFrameskip-v4", 4_096, ("flip:0.1",)),),
