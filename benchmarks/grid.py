@@ -107,13 +107,13 @@ PRESETS: dict[str, Preset] = {
         n_evals=20,
         algos=("ppo", "sppo", "ppo_weighted"),
     ),
-    # A2C and SA2C with 10 seeds: CartPole-v1 mid-learning, LunarLander-v3 at RL-Zoo's own a2c.yml budget.
-    "a2c-10seeds": Preset(
+    # A2C and SA2C with 20 seeds (cheap runs): CartPole-v1 mid-learning, LunarLander-v3 at 2.5x RL-Zoo's a2c.yml budget.
+    "a2c-20seeds": Preset(
         envs=(
             EnvSpec("CartPole-v1", 100_000, ("clean", "flip:0.1")),
-            EnvSpec("LunarLander-v3", 200_000, ("clean", "flip:0.1")),
+            EnvSpec("LunarLander-v3", 500_000, ("clean", "flip:0.1")),
         ),
-        seeds=10,
+        seeds=20,
         n_evals=10,
         algos=("a2c", "sa2c"),
     ),
