@@ -348,16 +348,21 @@ def run_grid(runs: list[Run], root: Path, workers: int, isolate: bool) -> list[t
         while running:
             finished, running = wait(running, return_when=FIRST_COMPLETED)
             for future in finished:
-                name, wall, error = future.result()
-                if error is None:
-                    bar.set_postfix_str(f"{name} {wall:.0f}s", refresh=False)
-                else:
-                    failures.append((name, error))
-                    bar.write(f"FAILED {name}:\n{error}")
-                bar.update()
+                tally(future.result(), bar, failures)
                 running |= {pool.submit(execute, run, root, isolate) for run in _take(queue, 1)}
     bar.close()
     return failures
+
+
+def tally(result: tuple[str, float, str | None], bar, failures: list[tuple[str, str]]) -> None:
+    """Show one finished task ``(name, wall seconds, traceback or None)`` on the progress bar; keep it if it failed."""
+    name, wall, error = result
+    if error is None:
+        bar.set_postfix_str(f"{name} {wall:.0f}s", refresh=False)
+    else:
+        failures.append((name, error))
+        bar.write(f"FAILED {name}:\n{error}")
+    bar.update()
 
 
 def _take(queue, n: int) -> list:

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.grid import PRESETS, ROOT, Preset, Run, execute, is_done, make_runs, zoo_entry
+from benchmarks.grid import PRESETS, ROOT, Preset, Run, execute, is_done, make_runs, tally, zoo_entry
 
 DEFAULT_N_STEPS = {"sppo": 2048, "ppo": 2048, "sa2c": 5, "a2c": 5}
 
@@ -130,7 +130,9 @@ def time_evaluation(run: Run, episodes: int, out: Path) -> tuple[str, float, str
             model, eval_env, n_eval_episodes=episodes, deterministic=deterministic, return_episode_rewards=True
         )
         seconds = time.perf_counter() - clock
-        out.write_text(json.dumps({"env": run.env, "seconds": seconds, "ep_lengths": [int(n) for n in lengths]}))
+        partial = out.with_suffix(".partial")  # an interrupted write must not look finished
+        partial.write_text(json.dumps({"env": run.env, "seconds": seconds, "ep_lengths": [int(n) for n in lengths]}))
+        os.replace(partial, out)
         eval_env.close()
         model.env.close()
         return f"evaluation of {run.env}", time.perf_counter() - start, None
@@ -155,13 +157,7 @@ def run_timing(plan: Plan, root: Path, workers: int) -> list[tuple[str, str]]:
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_warm_up) as pool:
         for future in as_completed([pool.submit(*task) for task in tasks]):
-            name, wall, error = future.result()
-            if error is None:
-                bar.set_postfix_str(f"{name} {wall:.0f}s", refresh=False)
-            else:
-                failures.append((name, error))
-                bar.write(f"FAILED {name}:\n{error}")
-            bar.update()
+            tally(future.result(), bar, failures)
     bar.close()
     return failures
 
