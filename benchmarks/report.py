@@ -202,16 +202,18 @@ def plots(cells: dict, out: Path, reps: int, report_command: str, grid_command: 
 
 
 def budget_comparison(cells: dict[tuple[str, str, str], list[dict]]) -> str:
-    """``"CartPole-v1 20,000 of 100,000"`` for each env of the runs: their budget next to the YAML entry's own."""
+    """``"CartPole-v1 20,000 (sppo.yml: 100,000)"`` per env and algorithm family: the runs' budget, the YAML's own."""
     from benchmarks.grid import zoo_entry
 
+    families = {"ppo": "sppo", "sppo": "sppo", "ppo_weighted": "sppo", "a2c": "sa2c", "sa2c": "sa2c"}
+    seen = sorted({(env, families[algo], run["budget"]) for (_, env, algo), runs in cells.items() for run in runs})
     parts = []
-    for env, budget in sorted({(key[1], run["budget"]) for key, runs in cells.items() for run in runs}):
+    for env, family, budget in seen:
         try:
-            own = f"{int(float(zoo_entry('sppo', env)['n_timesteps'])):,}"
+            own = f"{int(float(zoo_entry(family, env)['n_timesteps'])):,}"
         except KeyError:
-            own = "(no entry)"
-        parts.append(f"{env} {budget:,} of {own}")
+            own = "no entry"
+        parts.append(f"{env} {budget:,} ({family}.yml: {own})")
     return "; ".join(parts)
 
 
@@ -250,12 +252,19 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"    {example['command']}",
         "",
-        f"Training budgets against the `n_timesteps` of sppo.yml's entries: {budget_comparison(cells)}.",
+        f"Training budgets, next to the `n_timesteps` of our YAML entries: {budget_comparison(cells)}.",
         "The paper trained for 2M-10M steps with 5-30 seeds (paper.md section 5). paper.md has figures for eight",
         "Atari games only (shown next to ours where such a game was run); for every other env there is nothing from",
         "the paper to compare with.",
-        "PPO x (a+b|Z|) is PPO whose policy loss is weighted alpha + beta*|rce_z| with SPPO's other",
-        "hyperparameters: its gradient equals SPPO's (paper.md section 2), so SPPO vs it measures run-to-run noise alone.",
+        *(
+            [
+                "PPO x (a+b|Z|) is PPO whose policy loss is weighted alpha + beta*|rce_z| with SPPO's other",
+                "hyperparameters: its gradient equals SPPO's (paper.md section 2), so SPPO vs it measures run-to-run"
+                " noise alone.",
+            ]
+            if any(key[2] == "ppo_weighted" for key in cells)
+            else []
+        ),
         "Evaluation returns are true (noise-free) returns. For discretized envs, PPO/A2C are the paper's DPPO/DA2C.",
         "",
         "",
