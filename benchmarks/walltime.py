@@ -199,6 +199,15 @@ def fit_costs(plan: Plan, root: Path) -> list[CellCost]:
     return costs
 
 
+def grid_episode_lengths(runs_dir: Path) -> dict[str, float]:
+    """Mean evaluation episode length per env over every evaluation of a grid's finished runs."""
+    per_env: dict[str, list[float]] = {}
+    for marker in sorted(runs_dir.glob("*/*/*/seed*/done.json")):
+        lengths = np.load(marker.parent / "evaluations.npz")["ep_lengths"]
+        per_env.setdefault(marker.parent.parents[1].name, []).append(float(lengths.mean()))
+    return {env: float(np.mean(values)) for env, values in per_env.items()}
+
+
 def project(preset: Preset, costs: list[CellCost], workers: int) -> dict:
     """Projected wall time of every run of the preset (all seeds and noise settings) and of the whole grid."""
     by_cell = {(cost.env, cost.algo): cost for cost in costs}
@@ -231,6 +240,11 @@ def _duration(seconds: float) -> str:
 
 def report(preset_name: str, projection: dict, costs: list[CellCost], args: argparse.Namespace, device_name: str) -> str:
     """The projection as markdown, with the command that made it."""
+    lengths_source = (
+        f"the mean over every evaluation of the runs in {args.lengths_from}"
+        if args.lengths_from
+        else "barely trained agents, measured by the timed evaluation"
+    )
     lines = [
         f"# Projected wall time: `{preset_name}` on {device_name}, {args.workers} workers",
         "",
@@ -238,7 +252,7 @@ def report(preset_name: str, projection: dict, costs: list[CellCost], args: argp
         f"Timing: runs of {args.steps[0]} and {args.steps[1]} training steps per (env, algorithm), seed 0, and one "
         f"timed evaluation per env, {args.workers} at a time in warm worker processes, on the device the grid will use.",
         "",
-        "| env | algorithm | fixed s per run | train ms per step | eval ms per step | eval episode length (measured) |",
+        "| env | algorithm | fixed s per run | train ms per step | eval ms per step | eval episode length |",
         "|---|---|---|---|---|---|",
     ]
     for cost in costs:
@@ -258,7 +272,7 @@ def report(preset_name: str, projection: dict, costs: list[CellCost], args: argp
         f"{_duration(projection['eval_s'])} of evaluation; the longest run {_duration(projection['longest_run_s'])}.",
         "",
         f"**Projected grid wall time with {args.workers} workers: {_duration(projection['grid_wall_s'])}**, "
-        f"with evaluation episodes as long as the barely trained agents' above. Every 1000 steps of mean evaluation "
+        f"with the evaluation episode lengths above ({lengths_source}). Every 1000 steps of mean evaluation "
         f"episode length add {_duration(projection['grid_wall_s_per_1000_length_steps'])}: agents that play longer "
         f"episodes once trained make this a lower estimate.",
     ]
@@ -281,6 +295,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, nargs=2, default=(4096, 32768), metavar=("SHORT", "LONG"))
     parser.add_argument("--runs-dir", type=Path, help="where the timing runs go (default benchmarks/runs/walltime/<preset>)")
     parser.add_argument("--out", type=Path, help="markdown projection (default <runs-dir>/projection.md)")
+    parser.add_argument(
+        "--lengths-from",
+        type=Path,
+        metavar="GRID_RUNS_DIR",
+        help="price evaluation with the mean evaluation episode length per env of a finished grid's runs",
+    )
     args = parser.parse_args(argv)
     args.argv = sys.argv[1:] if argv is None else argv
     if not 0 < args.steps[0] < args.steps[1]:
@@ -298,6 +318,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{len(failures)} timing tasks failed; rerun to retry", file=sys.stderr)
         return 1
     costs = fit_costs(plan, root)
+    if args.lengths_from:
+        lengths = grid_episode_lengths(args.lengths_from)
+        costs = [replace(cost, eval_episode_length=lengths.get(cost.env, cost.eval_episode_length)) for cost in costs]
     projection = project(preset, costs, max(args.workers, 1))
     text = report(args.preset, projection, costs, args, _device_name(args.device))
     out = args.out or root / "projection.md"

@@ -103,3 +103,15 @@ def test_command_end_to_end_and_resume(tmp_path):
 
     refused = subprocess.run([*base, "--steps", "100", "200"], cwd=ROOT, capture_output=True, text=True)
     assert refused.returncode == 2 and "at least one rollout longer" in refused.stderr
+
+
+def test_episode_lengths_of_a_finished_grid(tmp_path):
+    runs = [
+        grid.Run("clean", "Pendulum-v1", algo, seed, 1000, True, 2, 2, "clean") for algo in ("ppo", "sppo") for seed in (0, 1)
+    ]
+    for k, run in enumerate(runs):
+        _write_run(tmp_path, run, 1.0, 100 * (k + 1), n_evals=2)
+    other = grid.Run("flip0.1", "CartPole-v1", "ppo", 0, 1000, False, 2, 2, "flip:0.1")
+    _write_run(tmp_path, other, 1.0, 500, n_evals=2)
+    (tmp_path / "clean" / "CartPole-v1" / "ppo" / "seed0.partial").mkdir(parents=True)  # unfinished runs do not count
+    assert walltime.grid_episode_lengths(tmp_path) == {"Pendulum-v1": 250.0, "CartPole-v1": 500.0}
