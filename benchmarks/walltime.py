@@ -25,6 +25,7 @@ to ``--out`` (markdown, and the numbers as JSON beside it).
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import math
 import multiprocessing
@@ -40,14 +41,18 @@ import numpy as np
 
 from benchmarks.grid import PRESETS, ROOT, Preset, Run, execute, is_done, make_runs, tally, zoo_entry
 
-DEFAULT_N_STEPS = {"sppo": 2048, "ppo": 2048, "sa2c": 5, "a2c": 5}
-
 
 def rollout_size(run: Run) -> int:
     """Timesteps per rollout of a run's YAML entry (``n_steps x n_envs``): SB3 trains whole rollouts."""
+    from rl_zoo3.utils import ALGOS
+
+    from sb3_symmetric import zoo
+
+    zoo.register()
     zoo_algo, _ = run.zoo_algo_and_params()
     entry = zoo_entry(zoo_algo, run.env)
-    return int(entry.get("n_steps", DEFAULT_N_STEPS[zoo_algo])) * int(entry.get("n_envs", 1))
+    n_steps = entry.get("n_steps", inspect.signature(ALGOS[zoo_algo]).parameters["n_steps"].default)
+    return int(n_steps) * int(entry.get("n_envs", 1))
 
 
 def trained_steps(run: Run, budget: int) -> int:

@@ -32,6 +32,11 @@ class SymmetricLossMixin:
         self.beta = beta
         self.rce_z = rce_z
 
+    @property
+    def _reverse_scale(self) -> float:
+        """Factor the reverse loss is computed with: ``beta``, folded into its constant weights (1 when ``beta == 0``)."""
+        return self.beta if self.beta != 0 else 1.0
+
     def _setup_model(self) -> None:
         # In load(), the coefficients and spaces come from the saved model
         check_symmetric_coefficients(self.alpha, self.beta, self.rce_z)

@@ -130,9 +130,8 @@ class SymA2C(SymmetricLossMixin, A2C):
             policy_loss = -(advantages * log_prob).mean()
 
             # Reverse RL loss, from the log-probability computed above
-            # (multiplied by beta already, one op fewer in the graph; by 1 when beta == 0)
-            reverse_scale = self.beta if self.beta != 0 else 1.0
-            reverse_loss = a2c_reverse_loss(log_prob, advantages, self.rce_z, scale=reverse_scale)
+            # (multiplied by beta already, one op fewer in the graph)
+            reverse_loss = a2c_reverse_loss(log_prob, advantages, self.rce_z, scale=self._reverse_scale)
 
             # Value loss using the TD(gae_lambda) target
             value_loss = F.mse_loss(rollout_data.returns, values)
@@ -165,7 +164,7 @@ class SymA2C(SymmetricLossMixin, A2C):
         self.logger.record("train/entropy_loss", entropy_loss.item())
         self.logger.record("train/policy_loss", policy_loss.item())
         self.logger.record("train/value_loss", value_loss.item())
-        self.logger.record("train/reverse_loss", reverse_loss.item() / reverse_scale)
+        self.logger.record("train/reverse_loss", reverse_loss.item() / self._reverse_scale)
         if hasattr(self.policy, "log_std"):
             self.logger.record("train/std", th.exp(self.policy.log_std).mean().item())
 

@@ -126,8 +126,8 @@ class SymPPO(SymmetricLossMixin, PPO):
         pg_losses, value_losses = [], []
         clip_fractions = []
         # Symmetric-loss statistics stay on the device and are read once, after the loop
-        # The reverse term arrives already multiplied by beta (one op fewer in the graph); 1 when beta == 0
-        reverse_scale = self.beta if self.beta != 0 else 1.0
+        # The reverse term arrives already multiplied by beta (one op fewer in the graph)
+        reverse_scale = self._reverse_scale
         reverse_losses: list[th.Tensor] = []
         raw_advantages: list[th.Tensor] = []
         normalized_advantages: list[th.Tensor] = []
