@@ -5,13 +5,13 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-fast lint format type bench clean
+.PHONY: install demo test test-fast lint format type bench docs clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip "setuptools>=77"
 	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install -q -e ".[zoo,envs,bench,postgres,dev]"
+	$(BIN)/python -m pip install -q -e ".[zoo,envs,bench,postgres,dev,docs]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -38,6 +38,10 @@ type: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/speed.py
+
+# the Sphinx site, warnings as errors, into docs/_build/html
+docs: $(STAMP)
+	$(BIN)/python -m sphinx -W --keep-going -b html docs docs/_build/html
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .coverage

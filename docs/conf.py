@@ -6,7 +6,7 @@ from pathlib import Path
 # Document the checkout this file belongs to, not another installed copy
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import sb3_symmetric  # noqa: E402
+import sb3_symmetric
 
 project = "sb3-symmetric"
 author = "sb3-symmetric contributors"

@@ -1,0 +1,81 @@
+"""
+The documentation: the Sphinx site builds without a warning, the README stays a front page whose links resolve,
+and the repository cites only what it ships (the paper notes page and its sections, never a file outside it).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PAPER_SECTIONS = ["Formulas", "Stock-PPO equivalent", "Continuous actions", "Noise settings", "Hyperparameters", "Results"]
+# Notes that live outside the repository; this file names them only to forbid them
+OUTSIDE_CITATIONS = ("paper.md", "../shared")
+
+
+def tracked_files() -> list[Path]:
+    if shutil.which("git") is None or not (REPO / ".git").exists():
+        pytest.skip("not a git checkout: the tracked files are unknown")
+    listing = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True).stdout
+    return [REPO / name for name in listing.decode().split("\0") if name]
+
+
+def test_sphinx_build_has_no_warning(tmp_path: Path) -> None:
+    # The same command as `make docs`, into a scratch folder
+    result = subprocess.run(
+        [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html", "docs", str(tmp_path / "html")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, f"sphinx-build failed:\n{result.stdout}\n{result.stderr}"
+    api = (tmp_path / "html" / "api.html").read_text()
+    for name in ("sb3_symmetric.SymPPO", "sb3_symmetric.SymA2C", "sb3_symmetric.losses.ppo_reverse_loss"):
+        assert f'id="{name}"' in api, f"{name} is missing from the API reference"
+
+
+def test_paper_notes_have_the_cited_sections() -> None:
+    text = (REPO / "docs" / "paper.rst").read_text()
+    titles = re.findall(r"^(.+)\n-{3,}$", text, flags=re.MULTILINE)
+    assert titles == PAPER_SECTIONS
+
+
+def test_citations_of_the_paper_notes_name_real_sections() -> None:
+    pattern = re.compile(r"docs/paper\.rst``?,\s*\"([^\"]+)\"")
+    wrong = []
+    for path in tracked_files():
+        if path.suffix in {".py", ".yml", ".md", ".rst", ".toml", ".cfg"}:
+            for section in pattern.findall(path.read_text(errors="replace")):
+                if section not in PAPER_SECTIONS:
+                    wrong.append(f"{path.relative_to(REPO)}: {section!r}")
+    assert not wrong, f"citations of sections docs/paper.rst does not have (it has {PAPER_SECTIONS}): {wrong}"
+
+
+def test_repository_cites_no_file_outside_it() -> None:
+    found = []
+    for path in tracked_files():
+        if path == Path(__file__).resolve() or not path.is_file():
+            continue
+        data = path.read_bytes()
+        for number, line in enumerate(data.splitlines(), 1):
+            if any(citation.encode() in line for citation in OUTSIDE_CITATIONS):
+                found.append(f"{path.relative_to(REPO)}:{number}")
+    assert not found, f"cite docs/paper.rst (or the paper) instead of notes outside the repository: {found}"
+
+
+def test_readme_is_a_front_page_whose_links_resolve() -> None:
+    text = (REPO / "README.md").read_text()
+    assert len(text.splitlines()) <= 200
+    # CI runs the README's test command
+    assert "make test" in text
+    targets = re.findall(r"\]\(([^)#\s]+)\)", text)
+    local = [target for target in targets if "://" not in target]
+    assert local, "the README links into the docs"
+    missing = [target for target in local if not (REPO / target).exists()]
+    assert not missing, f"README links to files that do not exist: {missing}"
