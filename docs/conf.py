@@ -22,7 +22,7 @@ extensions = [
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
 autodoc_default_options = {"members": True, "show-inheritance": True}
-# Python signatures of SB3's base classes carry forward references that do not resolve outside SB3
+# `Tensor` rather than `torch.Tensor` in the parameter lists
 autodoc_typehints_format = "short"
 
 exclude_patterns = ["_build"]
