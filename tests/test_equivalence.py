@@ -10,9 +10,10 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
+from gymnasium import spaces
 from stable_baselines3 import PPO
 from stable_baselines3.common.env_util import make_vec_env
-from stable_baselines3.common.envs import FakeImageEnv, IdentityEnvMultiBinary, IdentityEnvMultiDiscrete
+from stable_baselines3.common.envs import IdentityEnv, IdentityEnvMultiBinary, IdentityEnvMultiDiscrete
 from stable_baselines3.common.sb2_compat.rmsprop_tf_like import RMSpropTFLike
 from stable_baselines3.common.utils import LinearSchedule
 from torch.nn import functional as F
@@ -20,11 +21,33 @@ from torch.nn import functional as F
 from sb3_symmetric import SymA2C, SymPPO, ppo_equivalent
 from sb3_symmetric.equivalence import KNOBS, ScaledSchedule, policy_weight
 
+
+class ImageIdentityEnv(IdentityEnv):
+    """IdentityEnv(3) seen as a 36x36 image: the state's third of the image is lit; reward 1 for naming it."""
+
+    def __init__(self) -> None:
+        super().__init__(3)
+        self.observation_space = spaces.Box(0, 255, (36, 36, 1), dtype=np.uint8)
+
+    def _get_obs(self) -> np.ndarray:  # type: ignore[override]
+        image = np.zeros((36, 36, 1), dtype=np.uint8)
+        image[12 * self.state : 12 * (self.state + 1)] = 255
+        return image
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        return self._get_obs(), {}
+
+    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict]:
+        _, reward, terminated, truncated, info = super().step(action)
+        return self._get_obs(), reward, terminated, truncated, info
+
+
 ENVS: dict[str, Callable[[], gym.Env]] = {
     "Discrete": lambda: gym.make("CartPole-v1"),
     "MultiDiscrete": lambda: IdentityEnvMultiDiscrete(3),
     "MultiBinary": lambda: IdentityEnvMultiBinary(4),
-    "Image": lambda: FakeImageEnv(action_dim=3, screen_height=36, screen_width=36),
+    "Image": ImageIdentityEnv,
 }
 # 3 rollouts x 4 epochs x 4 minibatches = 48 optimizer steps; ent_coef > 0 so that every knob acts
 SMALL = dict(n_steps=64, batch_size=32, n_epochs=4, ent_coef=0.01, seed=0, device="cpu")
@@ -36,7 +59,7 @@ MUJOCO = dict(alpha=0.5, beta=20.0, rce_z=-1.0)
 EXACT = 1e-5
 
 
-def _train(algo: type, env_name: str, policy: str = "MlpPolicy", **kwargs: Any) -> list[th.Tensor]:
+def _train(algo: type, env_name: str, policy: str | type = "MlpPolicy", **kwargs: Any) -> list[th.Tensor]:
     env = make_vec_env(ENVS[env_name], n_envs=2, seed=0)
     model = algo(policy, env, **kwargs)
     model.learn(ROLLOUTS * model.n_steps * env.num_envs)
@@ -47,7 +70,9 @@ def _max_diff(a: list[th.Tensor], b: list[th.Tensor]) -> float:
     return max((x - y).abs().max().item() for x, y in zip(a, b, strict=True))
 
 
-def _assert_twins(sym: dict, env_name: str = "Discrete", policy: str = "MlpPolicy", **kwargs: Any) -> tuple[float, float]:
+def _assert_twins(
+    sym: dict, env_name: str = "Discrete", policy: str | type = "MlpPolicy", **kwargs: Any
+) -> tuple[float, float]:
     # the mapping must see every argument SymPPO gets (a knob left out would be taken as SymPPO's default)
     kwargs = {**SMALL, **kwargs}
     sppo = _train(SymPPO, env_name, policy, **sym, **kwargs)
@@ -70,6 +95,15 @@ def test_cnn_policy_with_shared_features_extractor():
     model = PPO("CnnPolicy", make_vec_env(ENVS["Image"], n_envs=1), n_steps=8, batch_size=8, device="cpu")
     assert model.policy.share_features_extractor and len(model.policy.mlp_extractor.policy_net) == 0
     _assert_twins(ATARI, "Image", "CnnPolicy", n_steps=32, batch_size=16, n_epochs=2)
+
+
+def test_minatar_policy_the_benchmarks_shared_network():
+    pytest.importorskip("minatar")
+    from sb3_symmetric.common.minatar import MinAtarPolicy, register_minatar_envs
+
+    register_minatar_envs()
+    ENVS["MinAtar"] = lambda: gym.make("MinAtar/Breakout-v1")
+    _assert_twins(ATARI, "MinAtar", MinAtarPolicy, n_steps=32, batch_size=32, n_epochs=2)
 
 
 @pytest.mark.parametrize(
