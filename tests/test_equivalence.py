@@ -111,7 +111,7 @@ def test_minatar_policy_the_benchmarks_shared_network():
     [
         dict(clip_range_vf=0.2),
         # target_kl stops epochs early (asserted below), on the same minibatch for both
-        dict(target_kl=0.002),
+        dict(target_kl=2e-4),
         dict(learning_rate=LinearSchedule(1e-3, 1e-4, 1.0), clip_range=LinearSchedule(0.3, 0.1, 1.0)),
         dict(normalize_advantage=False, vf_coef=1.0, max_grad_norm=0.1),
     ],
@@ -123,9 +123,18 @@ def test_sppo_options_carry_over(kwargs):
 
 def test_target_kl_really_stops_early():
     env = make_vec_env(ENVS["Discrete"], n_envs=2, seed=0)
-    model = PPO("MlpPolicy", env, **ppo_equivalent(**ATARI, **SMALL, target_kl=0.002))
+    model = PPO("MlpPolicy", env, **ppo_equivalent(**ATARI, **SMALL, target_kl=2e-4))
+    steps = []
+    step = model.policy.optimizer.step
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        steps.append(1)
+        return step(*args, **kwargs)
+
+    model.policy.optimizer.step = counted  # type: ignore[method-assign]
     model.learn(ROLLOUTS * model.n_steps * env.num_envs)
-    assert model._n_updates < ROLLOUTS * model.n_epochs
+    # without early stopping: 3 rollouts x 4 epochs x 4 minibatches
+    assert len(steps) < ROLLOUTS * model.n_epochs * 4
 
 
 @pytest.mark.parametrize(
@@ -173,14 +182,6 @@ def test_knob_subsets_rescale_only_those_knobs():
     assert ppo_equivalent(**ATARI, knobs=(), **given) == given
     # knobs not given take SymPPO's defaults before rescaling
     assert ppo_equivalent(**MUJOCO, knobs=("vf_coef", "max_grad_norm")) == dict(vf_coef=0.5 / 20.5, max_grad_norm=0.5 / 20.5)
-
-
-def test_knob_ablations_train_differently_from_the_full_equivalent():
-    kwargs = dict(SMALL, max_grad_norm=0.2)
-    full = _train(PPO, "Discrete", **ppo_equivalent(**MUJOCO, **kwargs))
-    for knob in ("vf_coef", "ent_coef", "max_grad_norm"):
-        ablation = _train(PPO, "Discrete", **ppo_equivalent(**MUJOCO, knobs=(knob,), **kwargs))
-        assert _max_diff(full, ablation) > 1e-3, knob
 
 
 def test_numpy_scalars_and_sgd_learning_rate():
