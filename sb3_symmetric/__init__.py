@@ -1,6 +1,7 @@
 """Symmetric RL loss (SPPO, SA2C) for Stable-Baselines3: Byun & Perrault, ICML 2025."""
 
 from sb3_symmetric.common.wrappers import DiscretizeAction
+from sb3_symmetric.equivalence import ppo_equivalent
 from sb3_symmetric.losses import (
     a2c_reverse_loss,
     clipped_surrogate,
@@ -24,6 +25,7 @@ __all__ = [
     "clipped_surrogate",
     "masked_mean",
     "other_action_prob",
+    "ppo_equivalent",
     "ppo_reverse_loss",
     "sign_flips",
 ]

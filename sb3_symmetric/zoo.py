@@ -5,6 +5,7 @@ RL-Zoo has no plugin mechanism, so :func:`register` edits rl_zoo3 in place: it a
 to ``rl_zoo3.utils.ALGOS`` (the one dict every rl_zoo3 script takes its ``--algo`` choices from), makes
 ``ExperimentManager`` read ``hyperparams/{sppo,sa2c}.yml`` from this package when no ``-conf`` is given,
 and registers the Optuna samplers (:func:`sb3_symmetric.tuning.register`). Built-in algorithms are untouched.
+When ``minatar`` is installed, its ``MinAtar/<Game>-v1`` ids are registered too (the packaged YAML has entries for them).
 
 After ``pip install sb3-symmetric`` a ``.pth`` start-up hook (``_sb3_symmetric_zoo_hook``) calls
 :func:`register` the moment ``rl_zoo3`` is imported, so ``rl_zoo3 train --algo sppo`` works as is.
@@ -67,11 +68,14 @@ def register() -> None:
     from rl_zoo3 import exp_manager, utils
 
     from sb3_symmetric import SymA2C, SymPPO, tuning
+    from sb3_symmetric.common.minatar import register_minatar_envs
 
     # train, enjoy, record_video and exp_manager all hold this same dict object
     utils.ALGOS.update(sppo=SymPPO, sa2c=SymA2C)
     _default_to_packaged_yaml(exp_manager.ExperimentManager)
     tuning.register()
+    # rl_zoo3 checks --env against gymnasium's registry; MinAtar's ids only exist once registered
+    register_minatar_envs()
 
 
 def _default_to_packaged_yaml(manager_class: Any) -> None:
