@@ -48,15 +48,19 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--seeds", type=int, help="number of seeds (default: the preset's)")
     parser.add_argument("--budget-scale", type=float, default=1.0, help="multiply every budget (new runs, new names)")
     parser.add_argument("--device", default="cpu", help="torch device of every run (cuda for the paper-scale presets)")
-    parser.add_argument("--storage", help="journal file (.log), sqlite:///file.db or postgresql://... (default: "
-                        "benchmarks/runs/<study>.log)")
+    parser.add_argument(
+        "--storage", help="journal file (.log), sqlite:///file.db or postgresql://... (default: benchmarks/runs/<study>.log)"
+    )
     parser.add_argument("--study-name", help="default: the preset's name")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes on this machine")
     parser.add_argument("--worker", action="store_true", help="join an existing grid (no --preset): take its runs")
     parser.add_argument("--enqueue-only", action="store_true", help="add the runs to the study and start no worker")
-    parser.add_argument("--work-dir", type=Path, help="local folder for the runs' RL-Zoo logs (default: "
-                        "benchmarks/runs/<study>-work)")
+    parser.add_argument(
+        "--work-dir", type=Path, help="local folder for the runs' RL-Zoo logs (default: benchmarks/runs/<study>-work)"
+    )
     parser.add_argument("--dry-run", action="store_true", help="print each run's command and whether it is finished")
+    parser.add_argument("--report", type=Path, metavar="OUT", help="when every run is finished, write the report into OUT")
+    parser.add_argument("--overwrite", action="store_true", help="with --report: replace the report in OUT")
     return parser
 
 
@@ -105,7 +109,13 @@ def _main(args: argparse.Namespace, given: list[str]) -> int:
         return 0
     work_dir = (args.work_dir or RUNS / f"{study_name}-work").resolve()
     hint = shlex.join(["python", "-m", "benchmarks.grid", *given])
-    return run_workers(storage, study_name, args.workers, work_dir, keys=keys, resume_hint=hint)
+    status = run_workers(storage, study_name, args.workers, work_dir, keys=keys, resume_hint=hint)
+    if status != 0 or args.report is None:
+        return status
+    from benchmarks import report
+
+    options = ["--study-name", study_name, "--storage", storage, "--out", str(args.report)]
+    return report.main([*options, *(["--overwrite"] if args.overwrite else [])])
 
 
 def _finished_keys(study) -> list[str]:
