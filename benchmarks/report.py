@@ -149,10 +149,10 @@ def tables(cells: dict, reps: int) -> tuple[str, list[list]]:
                 figures = paper_figures(env)
                 cells_text.append(" / ".join(figures) if figures else "-")
             lines.append(f"| {env}{' (discretized)' if discretized else ''} | {budget:,} | " + " | ".join(cells_text) + " |")
-        if max(len(cells[key]) for key in cells if key[0] == setting) < 2:
+        pairs_here = [(x, y) for x, y in PAIRS if x in algos and y in algos]
+        if max(len(cells[key]) for key in cells if key[0] == setting) < 2 or not pairs_here:
             lines.append("")
             continue
-        pairs_here = [(x, y) for x, y in PAIRS if x in algos and y in algos]
         lines += ["", "Probability that a run of the first algorithm ends higher than a run of the second, [95% CI]:", ""]
         lines += [
             "| env | "

@@ -70,6 +70,19 @@ def processes_mentioning(text: str) -> list[int]:
     return found
 
 
+def children_of(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rpartition(")")[2].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid and fields[0] != "Z":
+                found.append(int(entry.name))
+    return found
+
+
 def wait_for(condition, timeout: float, what: str):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -325,13 +338,27 @@ def test_journal_grid_killed_worker_and_ctrl_c_resume_exactly_once(tmp_path, ref
     storage, work_dir = str(tmp_path / "grid.log"), tmp_path / "work"
     command = [*GRID, "--workers", "2", "--storage", storage, "--work-dir", str(work_dir)]
     parent = start(command, tmp_path, "grid")
+    try:
+        interrupt_grid(parent, storage, work_dir, tmp_path)
+    finally:
+        if parent.poll() is None:
+            os.killpg(parent.pid, signal.SIGKILL)
+    resume_and_compare(storage, work_dir, tmp_path, reference)
+
+
+def interrupt_grid(parent: subprocess.Popen, storage: str, work_dir: Path, tmp_path: Path) -> None:
     study = wait_for(lambda: os.path.exists(storage) and engine.open_study(storage, "classic", create=False), 120, "study")
-    first = wait_for(lambda: running_trials(study) and training_children(work_dir), 180, "a training run")
+    wait_for(lambda: running_trials(study) and training_children(work_dir), 180, "a training run")
     victim = running_trials(study)[0].user_attrs["worker"]["pid"]
+    victim_run = wait_for(lambda: children_of(victim), 60, "the victim's training child")
     time.sleep(3)
     os.kill(victim, signal.SIGKILL)
-    wait_for(lambda: not [pid for pid in first if Path(f"/proc/{pid}").exists()] or None, 30, "the victim's run to die")
-    wait_for(lambda: len(running_trials(study)) == 2, 180, "the killed worker's replacement and run to start")
+    wait_for(lambda: not [pid for pid in victim_run if Path(f"/proc/{pid}").exists()] or None, 30, "the victim's run to die")
+
+    def alive() -> list:
+        return [t for t in running_trials(study) if t.user_attrs["worker"]["pid"] != victim]
+
+    wait_for(lambda: len(alive()) == 2, 180, "the killed worker's replacement and run to start")
     time.sleep(3)
     os.killpg(parent.pid, signal.SIGINT)  # Ctrl-C in the terminal: the whole foreground group
     assert parent.wait(timeout=120) == engine.EXIT_INTERRUPTED
@@ -341,6 +368,8 @@ def test_journal_grid_killed_worker_and_ctrl_c_resume_exactly_once(tmp_path, ref
     states = [t.state.name for t in study.get_trials(deepcopy=False)]
     assert states.count("COMPLETE") < N_RUNS and "RUNNING" not in states  # interrupted runs went back to the queue
 
+
+def resume_and_compare(storage: str, work_dir: Path, tmp_path: Path, reference) -> None:
     resumed = grid(*GRID, "--workers", "1", "--storage", storage, "--work-dir", str(work_dir), timeout=900)
     assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-3000:]
     assert_all_finished_once(engine.open_study(storage, "classic", create=False))
