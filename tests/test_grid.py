@@ -307,6 +307,22 @@ def test_report_refuses_to_overwrite_committed_results(tmp_path):
     assert done.returncode == 2 and "holds committed results; pass --overwrite" in done.stderr
 
 
+def test_robustness_sweep_is_grid_runs_with_shared_configurations(tmp_path):
+    from benchmarks import robustness
+
+    configs = robustness.sample_configs(3, seed=0)
+    runs = robustness.plan_runs(["CartPole-v1"], configs, {"CartPole-v1": 2000}, 0.1, 7, 10)
+    assert [(run.algo, run.seed) for run in runs] == [(algo, 7 + k) for k in range(3) for algo in ("ppo", "sppo")]
+    for k in range(3):
+        ppo, sppo = (_params(engine.zoo_argv(run, tmp_path)) for run in runs[2 * k : 2 * k + 2])
+        assert ppo["algo"] == "ppo" and sppo["algo"] == "sppo"
+        assert {key: ppo[key] for key in configs[k]} == configs[k] == {key: sppo[key] for key in configs[k]}
+        assert ppo["n_envs"] == sppo["n_envs"] == 8 and ppo["callback"] == sppo["callback"]
+        assert (sppo["alpha"], sppo["beta"], sppo["rce_z"]) == (0.5, 1.0, -1.0) and "alpha" not in ppo
+    keys = {engine.run_key(run, engine.code_version()) for run in runs}
+    assert len(keys) == len(runs)
+
+
 def test_incomplete_training_is_not_a_finished_run(tmp_path):
     """RL-Zoo saves the model when interrupted: the step count, not the exit status, says whether a run finished."""
     import io
