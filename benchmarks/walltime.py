@@ -38,6 +38,7 @@ import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import yaml
@@ -149,9 +150,11 @@ def time_evaluation(run: Run, episodes: int, out: Path) -> tuple[str, float, str
             Path(config).write_text(yaml.safe_dump({run.env: call.conf_entry}))
         elif call.conf_file is not None:
             config = str(call.conf_file)
-        flags = dict(n_timesteps=0, eval_freq=-1, seed=0, verbose=0, hyperparams=params, device=run.device, config=config)
-        experiment = ExperimentManager(argparse.Namespace(), call.zoo_algo, run.env, str(folder), **flags)
-        model, _ = experiment.setup_experiment()
+        flags: dict[str, Any] = dict(n_timesteps=0, eval_freq=-1, seed=0, verbose=0, hyperparams=params, config=config)
+        experiment = ExperimentManager(argparse.Namespace(), call.zoo_algo, run.env, str(folder), device=run.device, **flags)
+        setup = experiment.setup_experiment()
+        assert setup is not None  # None only when optimizing hyperparameters
+        model = setup[0]
         eval_env = experiment.create_envs(1, eval_env=True, no_log=True)
         deterministic = experiment.deterministic_eval
         evaluate_policy(model, eval_env, n_eval_episodes=1, deterministic=deterministic)  # warm-up (cuDNN, caches)
@@ -161,10 +164,11 @@ def time_evaluation(run: Run, episodes: int, out: Path) -> tuple[str, float, str
         )
         seconds = time.perf_counter() - clock
         partial = out.with_suffix(".partial")  # an interrupted write must not look finished
-        partial.write_text(json.dumps({"env": run.env, "seconds": seconds, "ep_lengths": [int(n) for n in lengths]}))
+        partial.write_text(json.dumps({"env": run.env, "seconds": seconds, "ep_lengths": [int(n) for n in lengths]}))  # type: ignore[union-attr]
         os.replace(partial, out)
         eval_env.close()
-        model.env.close()
+        if model.env is not None:
+            model.env.close()
         return f"evaluation of {run.env}", time.perf_counter() - start, None
     except BaseException:
         return f"evaluation of {run.env}", time.perf_counter() - start, traceback.format_exc(limit=4)
