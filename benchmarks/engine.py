@@ -60,6 +60,8 @@ ERROR_ATTR = "error"
 DUPLICATE_ATTR = "duplicate_of"
 EXIT_INTERRUPTED = 130
 POLL_S = 2.0
+# a RUNNING trial still without its worker's name after this long was taken by a worker that died at once
+ORPHAN_S = 120.0
 
 
 class ConfigError(ValueError):
@@ -431,7 +433,9 @@ def make_runs(
                     if algo_filter and algo not in algo_filter:
                         continue
                     runs.append(
-                        Run(algo, spec.env, noise, seed, budget, preset.n_evals, preset.eval_episodes, spec.discretized, device)
+                        Run(
+                            algo, spec.env, noise, seed, budget, preset.n_evals, preset.eval_episodes, spec.discretized, device
+                        )
                     )
     return runs
 
@@ -533,7 +537,9 @@ def open_study(storage: str, study_name: str, create: bool) -> Any:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if not create and "://" not in storage and not Path(storage).exists():
-        raise ConfigError(f"no grid storage at {storage!r}; start the grid with `python -m benchmarks.grid --preset ...` first")
+        raise ConfigError(
+            f"no grid storage at {storage!r}; start the grid with `python -m benchmarks.grid --preset ...` first"
+        )
     try:
         opened = open_storage(storage, heartbeat_interval_from_env())
     except StorageError as error:
@@ -730,14 +736,24 @@ def _take(study: Any) -> Any | None:
 
 def _recover(study: Any) -> list[int]:
     """Fail and re-queue the trials of dead workers: this machine's at once, others' by their stale heartbeat."""
+    import datetime
+
     import optuna
 
-    from sb3_symmetric.tuning import fail_dead_local_trials
+    from sb3_symmetric.tuning import WORKER_ATTR, fail_dead_local_trials
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
-    return fail_dead_local_trials(study)
+    recovered = fail_dead_local_trials(study)
+    # a worker that died between taking a trial and naming itself in it left a trial nobody owns
+    now = datetime.datetime.now()
+    for trial in study.get_trials(deepcopy=False, states=(_state("RUNNING"),)):
+        unnamed = KEY_ATTR in trial.user_attrs and WORKER_ATTR not in trial.user_attrs
+        if unnamed and trial.datetime_start is not None and (now - trial.datetime_start).total_seconds() > ORPHAN_S:
+            _requeue(study, trial, "taken by a worker that died before naming itself", count_as_retry=True)
+            recovered.append(trial.number)
+    return recovered
 
 
 def work(
@@ -895,8 +911,10 @@ def run_workers(
                     continue
                 del processes[index]
                 if status < 0 and not stop and replacements < 3 * workers:
-                    bar.write(f"worker {index} (pid {process.pid}) was killed by signal {-status}; its run goes back "
-                              "to the queue and a new worker takes over")
+                    bar.write(
+                        f"worker {index} (pid {process.pid}) was killed by signal {-status}; its run goes back "
+                        "to the queue and a new worker takes over"
+                    )
                     replacements += 1
                     processes[index] = start(index)
                 elif status not in (0, EXIT_INTERRUPTED):

@@ -323,6 +323,28 @@ def test_robustness_sweep_is_grid_runs_with_shared_configurations(tmp_path):
     assert len(keys) == len(runs)
 
 
+def test_runs_of_dead_or_nameless_workers_go_back_to_the_queue(tmp_path, monkeypatch):
+    """No training: a trial taken by a process that is gone, and one taken by nobody named, are re-queued once."""
+    from sb3_symmetric import tuning
+
+    study = engine.open_study(str(tmp_path / "grid.log"), "g", create=True)
+    runs = [engine.Run("ppo", "CartPole-v1", "clean", seed, 2000, 5, 5) for seed in range(3)]
+    keys, added = engine.enqueue(study, runs)
+    assert added == 3 and engine.enqueue(study, runs)[1] == 0
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    taken = [engine._take(study) for _ in range(2)]
+    record = {**tuning.worker_record(taken[0].number), "pid": dead.pid, "started": "1"}
+    study._storage.set_trial_user_attr(taken[0]._trial_id, tuning.WORKER_ATTR, record)
+    nameless = study._pop_waiting_trial_id()  # a worker that died before naming itself
+    assert engine._recover(study) == [taken[0].number]  # the nameless one is young: it may still name itself
+    monkeypatch.setattr(engine, "ORPHAN_S", 0.0)
+    assert engine._recover(study) == [study._storage.get_trial(nameless).number]
+    counts = engine.progress(study, keys)
+    assert counts == {"total": 3, "finished": 0, "running": 1, "waiting": 2, "failed": 0}
+    assert engine.enqueue(study, runs)[1] == 0  # a re-queued run is not queued twice
+
+
 def test_incomplete_training_is_not_a_finished_run(tmp_path):
     """RL-Zoo saves the model when interrupted: the step count, not the exit status, says whether a run finished."""
     import io
