@@ -419,6 +419,27 @@ def resume_and_compare(storage: str, work_dir: Path, tmp_path: Path, reference) 
     assert bigger.returncode == 0 and f", {N_RUNS} newly queued" in bigger.stdout and "0 finished" in bigger.stdout
 
 
+@pytest.mark.slow
+def test_killing_the_grid_command_stops_its_workers_and_requeues(tmp_path):
+    """SIGKILL the grid command itself: its worker (death signal SIGTERM) puts the run back, its training dies."""
+    storage, work_dir = str(tmp_path / "grid.log"), tmp_path / "work"
+    parent = start([*GRID, "--workers", "1", "--storage", storage, "--work-dir", str(work_dir)], tmp_path, "grid")
+    try:
+        study = wait_for(lambda: os.path.exists(storage) and engine.open_study(storage, "classic", create=False), 120, "study")
+        wait_for(lambda: running_trials(study) and training_children(work_dir), 180, "a training run")
+        time.sleep(2)
+        parent.kill()
+        assert parent.wait(timeout=30) == -signal.SIGKILL
+        wait_for(lambda: not processes_mentioning(str(work_dir)) or None, 60, "the worker and its run to end")
+    finally:
+        if parent.poll() is None:
+            os.killpg(parent.pid, signal.SIGKILL)
+    trials = study.get_trials(deepcopy=False)
+    assert [t.state.name for t in trials].count("RUNNING") == 0
+    assert sum(t.state.name == "WAITING" for t in trials) == N_RUNS
+    assert any("interrupted by signal 15" in t.user_attrs.get("error", "") for t in trials)
+
+
 @pytest.fixture(scope="module")
 def postgres_url():
     with postgres_server() as url:
