@@ -93,6 +93,14 @@ def wait_for(condition, timeout: float, what: str):
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
+def study_when_created(storage: str):
+    """The grid's study once the grid command has created it (its journal file exists a moment before)."""
+    try:
+        return engine.open_study(storage, "classic", create=False)
+    except engine.ConfigError:
+        return None
+
+
 def running_trials(study) -> list:
     return [t for t in study.get_trials(deepcopy=False) if t.state.name == "RUNNING" and "worker" in t.user_attrs]
 
@@ -385,7 +393,7 @@ def test_journal_grid_killed_worker_and_ctrl_c_resume_exactly_once(tmp_path, ref
 
 
 def interrupt_grid(parent: subprocess.Popen, storage: str, work_dir: Path, tmp_path: Path) -> None:
-    study = wait_for(lambda: os.path.exists(storage) and engine.open_study(storage, "classic", create=False), 120, "study")
+    study = wait_for(lambda: study_when_created(storage), 120, "the study")
     wait_for(lambda: running_trials(study) and training_children(work_dir), 180, "a training run")
     victim = running_trials(study)[0].user_attrs["worker"]["pid"]
     victim_run = wait_for(lambda: children_of(victim), 60, "the victim's training child")
@@ -425,7 +433,7 @@ def test_killing_the_grid_command_stops_its_workers_and_requeues(tmp_path):
     storage, work_dir = str(tmp_path / "grid.log"), tmp_path / "work"
     parent = start([*GRID, "--workers", "1", "--storage", storage, "--work-dir", str(work_dir)], tmp_path, "grid")
     try:
-        study = wait_for(lambda: os.path.exists(storage) and engine.open_study(storage, "classic", create=False), 120, "study")
+        study = wait_for(lambda: study_when_created(storage), 120, "the study")
         wait_for(lambda: running_trials(study) and training_children(work_dir), 180, "a training run")
         time.sleep(2)
         parent.kill()
