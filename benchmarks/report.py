@@ -73,11 +73,22 @@ def label(algo: str, discretized: bool) -> str:
     return ("D" if discretized and definition.discretized_as else "") + definition.label
 
 
+def code_version_name(code: dict) -> str:
+    """What identifies a code version: package version and hash (the commit is information only)."""
+    return f"{code['version']}+{code['hash']}"
+
+
+def commits_of(runs: list[dict]) -> str:
+    """``"commit 1a2b3c4d5e, commit 9f8e7d6c5b (with uncommitted changes)"``: where the runs of a version were queued."""
+    labels = sorted({code_label(run["code"]).partition(" (")[2].rstrip(")") for run in runs})
+    return "; ".join(labels)
+
+
 def group_runs(records: list[dict]) -> dict[str, dict[tuple[str, str, str], list[dict]]]:
     """code label -> (setting, env column, algo) -> runs; the env column names the budget when an env has several."""
     by_code: dict[str, list[dict]] = defaultdict(list)
     for record in records:
-        by_code[code_label(record["code"])].append(record)
+        by_code[code_version_name(record["code"])].append(record)
     groups = {}
     for code, runs in by_code.items():
         budgets = defaultdict(set)
@@ -276,6 +287,8 @@ def write_report(records: list[dict], out: Path, reps: int, report_command: str,
         rows += [[code, *row] for row in group_rows]
         sections += [
             f"## Code version {code}",
+            "",
+            f"Runs queued at: {commits_of([run for runs in cells.values() for run in runs])}.",
             "",
             f"Training budgets, next to the `n_timesteps` of the YAML entries: {budget_comparison(cells)}.",
             "",
