@@ -529,6 +529,19 @@ def default_storage(runs_dir: Path, study_name: str) -> str:
     return str(runs_dir / f"{study_name}.log")
 
 
+def shown(text: str, storage: str) -> str:
+    """``text`` with the password of a database URL ``storage`` replaced by ``***`` (for messages and commands)."""
+    if "://" not in storage:
+        return text
+    import sqlalchemy
+
+    try:
+        hidden = sqlalchemy.engine.make_url(storage).render_as_string(hide_password=True)
+    except (sqlalchemy.exc.ArgumentError, ValueError):
+        return text
+    return text.replace(storage, hidden)
+
+
 def open_study(storage: str, study_name: str, create: bool) -> Any:
     """The grid's study; :class:`ConfigError` when ``create`` is False and it does not exist."""
     import optuna
@@ -550,7 +563,7 @@ def open_study(storage: str, study_name: str, create: bool) -> Any:
         return optuna.load_study(study_name=study_name, storage=opened)
     except KeyError:
         names = optuna.get_all_study_names(storage=opened)
-        raise ConfigError(f"no grid named {study_name!r} in {storage!r}; it holds {names}") from None
+        raise ConfigError(shown(f"no grid named {study_name!r} in {storage!r}; it holds {names}", storage)) from None
 
 
 def _state(name: str) -> Any:
@@ -931,10 +944,11 @@ def run_workers(
             bar.set_postfix_str(f"{counts['running']} running, {counts['failed']} failed", refresh=False)
             bar.refresh()
     bar.close()
+    resume_hint = shown(resume_hint, storage)
     counts = progress(study, keys)
     print(
         f"{counts['finished']} of {counts['total']} runs finished ({counts['failed']} failed, "
-        f"{counts['waiting'] + counts['running']} not yet run) in study {study_name!r} at {storage}"
+        f"{counts['waiting'] + counts['running']} not yet run) in study {study_name!r} at {shown(storage, storage)}"
     )
     if stop:
         print(f"Interrupted: unfinished runs are back in the queue. Resume with:\n    {resume_hint}", file=sys.stderr)

@@ -35,6 +35,7 @@ from benchmarks.engine import (
     progress,
     run_key,
     run_workers,
+    shown,
     work,
     zoo_command,
 )
@@ -102,8 +103,8 @@ def _main(args: argparse.Namespace, given: list[str]) -> int:
     keys, added = enqueue(study, runs, code)
     counts = progress(study, keys)
     print(
-        f"Grid {study_name!r} at {storage}: {len(runs)} runs, {counts['finished']} finished, {added} newly queued; "
-        f"code {code_label(code)}"
+        f"Grid {study_name!r} at {shown(storage, storage)}: {len(runs)} runs, {counts['finished']} finished, "
+        f"{added} newly queued; code {code_label(code)}"
     )
     if args.enqueue_only:
         return 0

@@ -31,6 +31,7 @@ from benchmarks.engine import (
     default_storage,
     finished_runs,
     open_study,
+    shown,
     zoo_call,
     zoo_entry,
 )
@@ -354,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     records = finished_runs(study)
     if not records:
-        print(f"benchmarks.report: no finished runs in study {study_name!r} at {storage}", file=sys.stderr)
+        print(f"benchmarks.report: no finished runs in study {study_name!r} at {shown(storage, storage)}", file=sys.stderr)
         return 1
     written = write_report(records, args.out, args.reps, report_command, f"study `{study_name}`")
     print(f"wrote {args.out / 'results.md'}, {args.out / 'final_returns.csv'} and {len(written)} plots")

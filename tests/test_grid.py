@@ -305,6 +305,14 @@ def test_bad_arguments_are_clear_errors(tmp_path, args, message):
     assert not list(tmp_path.iterdir())
 
 
+def test_messages_and_resume_commands_hide_the_database_password():
+    url = "postgresql://user:s3cret@db.example:5432/grid"
+    assert engine.shown(f"python -m benchmarks.grid --storage {url}", url) == (
+        "python -m benchmarks.grid --storage postgresql://user:***@db.example:5432/grid"
+    )
+    assert engine.shown("at runs/grid.log", "runs/grid.log") == "at runs/grid.log"
+
+
 def test_report_refuses_to_overwrite_committed_results(tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.report", "--preset", "classic", "--out", "benchmarks/results"],
