@@ -1,18 +1,19 @@
-"""Turn the grid's runs into markdown tables (IQM and 95% bootstrap CI over seeds) and learning-curve plots.
+"""Turn a grid's finished runs into markdown tables (IQM and 95% bootstrap CI over seeds) and learning-curve plots.
 
-    python -m benchmarks.report                       # reads benchmarks/runs/, writes benchmarks/results/
+    python -m benchmarks.report --preset classic --out /tmp/classic-report     # reads the grid's study
 
-The final evaluation return of a run is the mean over episodes of the last evaluation in its RL-Zoo
-``evaluations.npz`` (deterministic policy on a separate, noise-free env). IQM, probability of
-improvement and their stratified-bootstrap CIs come from ``rliable``.
+The runs are read from the grid's Optuna study (``--storage``, default the journal file of the preset), so no shared
+filesystem is needed. A run's final evaluation return is the mean over episodes of its last RL-Zoo evaluation
+(deterministic policy on a separate, noise-free env). IQM, probability of improvement and their stratified-bootstrap
+CIs come from ``rliable``. Runs of different code versions are never pooled: each version gets its own tables.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import json
 import shlex
+import subprocess
 import sys
 import warnings
 from collections import defaultdict
@@ -20,9 +21,21 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.grid import RUNS
+from benchmarks.engine import (
+    ALGORITHMS,
+    ROOT,
+    RUNS,
+    ConfigError,
+    Run,
+    code_label,
+    default_storage,
+    finished_runs,
+    open_study,
+    shown,
+    zoo_call,
+    zoo_entry,
+)
 
-RESULTS = Path(__file__).resolve().parent / "results"
 REPORT_COMMAND = "python -m benchmarks.report"
 SETTING_TITLES = {
     "clean": "Clean rewards",
@@ -30,10 +43,12 @@ SETTING_TITLES = {
     "gaussian0.05": "Gaussian reward noise, sigma = 0.05",
     "gaussian1.0": "Gaussian reward noise, sigma = 1.0",
 }
-ORDER = ("ppo", "sppo", "ppo_weighted", "a2c", "sa2c")
-# (challenger, baseline): SPPO vs its baseline, SPPO vs its gradient-identical twin (the noise floor), SA2C vs A2C
-# paper.md section 6: the only figures it has, PPO / SPPO mean +- std on Atari at about 5M steps, quoted by a review
-# of the ICLR-2025 version (clean or noisy setting not stated). No figures exist there for any other env.
+ORDER = tuple(ALGORITHMS)
+# (challenger, baseline): SPPO vs its baseline, vs its gradient-identical twin and stock-PPO equivalent (the noise
+# floor), SA2C vs A2C
+PAIRS = (("sppo", "ppo"), ("sppo", "ppo_weighted"), ("sppo", "ppo_equiv"), ("sa2c", "a2c"))
+# The paper's PPO / SPPO mean +- std on Atari at about 5M steps, as quoted by a review of the ICLR-2025 version
+# (clean or noisy setting not stated; docs/paper.rst, "Results"). No figures exist for any other env.
 PAPER_ATARI = {
     "Alien": ("1128 +- 105", "1081 +- 79"),
     "Centipede": ("2961 +- 379", "3694 +- 224"),
@@ -44,26 +59,51 @@ PAPER_ATARI = {
     "NameThisGame": ("5665 +- 280", "5423 +- 63"),
     "UpNDown": ("58289 +- 21226", "126830 +- 27534"),
 }
-FAMILIES = (("ppo", "sppo", "ppo_weighted"), ("a2c", "sa2c"))
-COLORS = {"ppo": "tab:blue", "sppo": "tab:red", "ppo_weighted": "tab:gray", "a2c": "tab:green", "sa2c": "tab:purple"}
-PAIRS = (("sppo", "ppo"), ("sppo", "ppo_weighted"), ("sa2c", "a2c"))
+PALETTE = ("tab:blue", "tab:red", "tab:green", "tab:purple", "tab:gray", "tab:orange", "tab:brown", "tab:pink", "tab:olive")
+COLORS = {algo: PALETTE[k % len(PALETTE)] for k, algo in enumerate(ORDER)}
+
+
+def family(algo: str) -> str:
+    """Runs of one family share a plot: the A2C family and the PPO family."""
+    return "a2c" if ALGORITHMS[algo].zoo_algo in ("a2c", "sa2c") else "ppo"
 
 
 def label(algo: str, discretized: bool) -> str:
-    names = {"ppo": "PPO", "sppo": "SPPO", "a2c": "A2C", "sa2c": "SA2C", "ppo_weighted": "PPO x (a+b|Z|)"}
-    return ("D" if discretized and algo != "ppo_weighted" else "") + names[algo]
+    """Table name; the stock algorithms on a discretized env are the paper's DPPO / DA2C."""
+    definition = ALGORITHMS[algo]
+    return ("D" if discretized and definition.discretized_as else "") + definition.label
 
 
-def load_runs(root: Path) -> dict[tuple[str, str, str], list[dict]]:
-    """(setting, env, algo) -> finished runs, each with its marker, timesteps and per-evaluation mean returns."""
-    cells: dict[tuple[str, str, str], list[dict]] = defaultdict(list)
-    for marker in sorted(root.glob("*/*/*/seed*/done.json")):
-        run = json.loads(marker.read_text())
-        with np.load(marker.parent / "evaluations.npz") as data:
-            run["timesteps"] = data["timesteps"]
-            run["curve"] = data["results"].mean(axis=1)
-        cells[(run["setting"], run["env"], run["algo"])].append(run)
-    return cells
+def code_version_name(code: dict) -> str:
+    """What identifies a code version: package version and hash (the commit is information only)."""
+    return f"{code['version']}+{code['hash']}"
+
+
+def commits_of(runs: list[dict]) -> str:
+    """``"commit 1a2b3c4d5e, commit 9f8e7d6c5b (with uncommitted changes)"``: where the runs of a version were queued."""
+    labels = sorted({code_label(run["code"]).partition(" (")[2].rstrip(")") for run in runs})
+    return "; ".join(labels)
+
+
+def group_runs(records: list[dict]) -> dict[str, dict[tuple[str, str, str], list[dict]]]:
+    """code label -> (setting, env column, algo) -> runs; the env column names the budget when an env has several."""
+    by_code: dict[str, list[dict]] = defaultdict(list)
+    for record in records:
+        by_code[code_version_name(record["code"])].append(record)
+    groups = {}
+    for code, runs in by_code.items():
+        budgets = defaultdict(set)
+        for run in runs:
+            budgets[run["env"]].add(run["budget"])
+        cells: dict[tuple[str, str, str], list[dict]] = defaultdict(list)
+        for run in runs:
+            run["curve"] = np.asarray(run["returns"], dtype=float).mean(axis=1)
+            run["timesteps"] = np.asarray(run["timesteps"])
+            run["setting"] = Run.from_dict({k: run[k] for k in Run.__dataclass_fields__}).setting
+            column = run["env"] if len(budgets[run["env"]]) == 1 else f"{run['env']} @ {run['budget']:,}"
+            cells[(run["setting"], column, run["algo"])].append(run)
+        groups[code] = dict(cells)
+    return groups
 
 
 def interval_estimates(scores: dict, func, reps: int, seed: int = 0) -> tuple[dict, dict]:
@@ -121,10 +161,10 @@ def tables(cells: dict, reps: int) -> tuple[str, list[list]]:
                 figures = paper_figures(env)
                 cells_text.append(" / ".join(figures) if figures else "-")
             lines.append(f"| {env}{' (discretized)' if discretized else ''} | {budget:,} | " + " | ".join(cells_text) + " |")
-        if max(len(cells[key]) for key in cells if key[0] == setting) < 2:
+        pairs_here = [(x, y) for x, y in PAIRS if x in algos and y in algos]
+        if max(len(cells[key]) for key in cells if key[0] == setting) < 2 or not pairs_here:
             lines.append("")
             continue
-        pairs_here = [(x, y) for x, y in PAIRS if x in algos and y in algos]
         lines += ["", "Probability that a run of the first algorithm ends higher than a run of the second, [95% CI]:", ""]
         lines += [
             "| env | "
@@ -160,7 +200,7 @@ def curve_band(runs: list[dict], reps: int) -> tuple[np.ndarray, np.ndarray, np.
     return runs[0]["timesteps"][:length], point["x"], interval["x"][0], interval["x"][1]
 
 
-def plots(cells: dict, out: Path, reps: int, report_command: str, grid_command: str) -> list[Path]:
+def plots(cells: dict, out: Path, reps: int, footer: str, suffix: str = "") -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -169,19 +209,20 @@ def plots(cells: dict, out: Path, reps: int, report_command: str, grid_command: 
     written = []
     for env in dict.fromkeys(e for _, e, _ in cells):
         settings = sorted({s for s, e, _ in cells if e == env}, key=lambda s: (s != "clean", s))
-        families = [f for f in FAMILIES if any(key[1] == env and key[2] in f for key in cells)]
+        families = [[a for a in ORDER if family(a) == f] for f in ("ppo", "a2c")]
+        families = [f for f in families if any(key[1] == env and key[2] in f for key in cells)]
         fig, axes = plt.subplots(
             len(families), len(settings), figsize=(max(6.0 * len(settings), 9.0), 3.8 * len(families) + 0.8), squeeze=False
         )
         for col, setting in enumerate(settings):
-            for row, family in enumerate(families):
+            for row, members in enumerate(families):
                 ax = axes[row][col]
-                for algo in family:
+                for algo in members:
                     runs = cells.get((setting, env, algo))
                     if not runs:
                         continue
                     steps, mean, lo, hi = curve_band(runs, reps)
-                    style = "--" if algo == "ppo_weighted" else "-"
+                    style = "--" if ALGORITHMS[algo].twin or ALGORITHMS[algo].equivalent else "-"
                     name = f"{label(algo, runs[0]['discretized'])} (n={len(runs)})"
                     ax.plot(steps, mean, style, marker="o", markersize=3, color=COLORS[algo], label=name)
                     ax.fill_between(steps, lo, hi, color=COLORS[algo], alpha=0.2)
@@ -192,9 +233,10 @@ def plots(cells: dict, out: Path, reps: int, report_command: str, grid_command: 
                 if ax.lines:
                     ax.legend(fontsize=8, loc="best")
         fig.suptitle("mean over seeds, band: 95% bootstrap CI", fontsize=10)
-        fig.text(0.01, 0.004, f"made by: {report_command}\nruns: {grid_command}", fontsize=6.5, color="0.35")
+        fig.text(0.01, 0.004, footer, fontsize=6.5, color="0.35")
         fig.tight_layout(rect=(0, 0.045, 1, 0.98))
-        path = out / f"curves_{env}.png"
+        name = "".join(c if c.isalnum() or c in "-_." else "_" for c in env.replace(" @ ", "_"))
+        path = out / f"curves_{name}{suffix}.png"
         fig.savefig(path, dpi=90)
         plt.close(fig)
         written.append(path)
@@ -202,80 +244,120 @@ def plots(cells: dict, out: Path, reps: int, report_command: str, grid_command: 
 
 
 def budget_comparison(cells: dict[tuple[str, str, str], list[dict]]) -> str:
-    """``"CartPole-v1 20,000 (sppo.yml: 100,000)"`` per env and algorithm family: the runs' budget, the YAML's own."""
-    from benchmarks.grid import zoo_entry
-
-    families = {"ppo": "sppo", "sppo": "sppo", "ppo_weighted": "sppo", "a2c": "sa2c", "sa2c": "sa2c"}
-    seen = sorted({(env, families[algo], run["budget"]) for (_, env, algo), runs in cells.items() for run in runs})
+    """``"CartPole-v1 20,000 (sppo.yml: 100,000)"`` per env and RL-Zoo algorithm: the runs' budget, the YAML's own."""
+    seen = set()
+    for runs in cells.values():
+        for run in runs:
+            call = zoo_call(Run.from_dict({k: run[k] for k in Run.__dataclass_fields__}))
+            seen.add(
+                (run["env"], call.zoo_algo, str(call.conf_file.relative_to(ROOT)) if call.conf_file else "", run["budget"])
+            )
     parts = []
-    for env, family, budget in seen:
+    for env, zoo_algo, conf, budget in sorted(seen):
         try:
-            own = f"{int(float(zoo_entry(family, env)['n_timesteps'])):,}"
+            own = f"{int(float(zoo_entry(zoo_algo, env, ROOT / conf if conf else None)['n_timesteps'])):,}"
         except KeyError:
             own = "no entry"
-        parts.append(f"{env} {budget:,} ({family}.yml: {own})")
+        parts.append(f"{env} {budget:,} ({conf or zoo_algo + '.yml'}: {own})")
     return "; ".join(parts)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs-dir", type=Path, default=RUNS)
-    parser.add_argument("--out", type=Path, default=RESULTS)
-    parser.add_argument("--reps", type=int, default=5000, help="bootstrap replications")
-    args = parser.parse_args(argv)
-    given = sys.argv[1:] if argv is None else argv
-    report_command = f"{REPORT_COMMAND} {shlex.join(given)}".strip()
+def _tracked(out: Path) -> bool:
+    """Whether git tracks files in ``out`` (committed results)."""
+    try:
+        done = subprocess.run(["git", "ls-files", "--", str(out.resolve())], cwd=ROOT, capture_output=True, text=True)
+    except OSError:
+        return False
+    return done.returncode == 0 and bool(done.stdout.strip())
 
-    cells = load_runs(args.runs_dir)
-    if not cells:
-        print(f"No finished runs under {args.runs_dir}; run `python -m benchmarks.grid` first.", file=sys.stderr)
-        return 1
-    args.out.mkdir(parents=True, exist_ok=True)
-    commands_log = args.runs_dir / "grid_commands.log"
-    # in the order they were run, each once
-    logged = commands_log.read_text().splitlines() if commands_log.exists() else []
-    grid_commands = list(dict.fromkeys(line.split(" ", 2)[2].strip() for line in logged))
-    grid_command = " ; ".join(grid_commands) or "python -m benchmarks.grid"
-    text, rows = tables(cells, args.reps)
-    written = plots(cells, args.out, min(args.reps, 2000), report_command, grid_command)
-    n_runs = sum(len(runs) for runs in cells.values())
-    hours = sum(run["wall_s"] for runs in cells.values() for run in runs) / 3600
-    example = next(iter(cells.values()))[0]
+
+def write_report(records: list[dict], out: Path, reps: int, report_command: str, source: str) -> list[Path]:
+    """results.md, final_returns.csv and one plot per env (and code version) into ``out``."""
+    groups = group_runs(records)
+    out.mkdir(parents=True, exist_ok=True)
+    n_runs = len(records)
+    hours = sum(run["wall_s"] for run in records) / 3600
+    example = records[0]
+    sections, rows, written = [], [], []
+    for index, (code, cells) in enumerate(sorted(groups.items())):
+        text, group_rows = tables(cells, reps)
+        footer = f"made by: {report_command}\ncode: {code}"
+        suffix = "" if len(groups) == 1 else f"_code{index + 1}"
+        pictures = plots(cells, out, min(reps, 2000), footer, suffix)
+        written += pictures
+        rows += [[code, *row] for row in group_rows]
+        sections += [
+            f"## Code version {code}",
+            "",
+            f"Runs queued at: {commits_of([run for runs in cells.values() for run in runs])}.",
+            "",
+            f"Training budgets, next to the `n_timesteps` of the YAML entries: {budget_comparison(cells)}.",
+            "",
+            text,
+            "".join(f"![{p.stem}]({p.name})\n" for p in pictures),
+        ]
+    twin = any(ALGORITHMS[run["algo"]].twin or ALGORITHMS[run["algo"]].equivalent for run in records)
     header = [
         "# Reward-noise benchmark results",
         "",
-        f"Made by `{report_command}` from {n_runs} runs ({hours:.1f} hours of summed run wall time) made by:",
+        f"Made by `{report_command}` from {n_runs} finished runs ({hours:.1f} hours of summed run wall time) of {source}.",
+        "Each code version (package version + hash of the files that can change a result, and the git commit the",
+        "runs were queued at) has its own tables; runs of different versions are never pooled.",
         "",
-        *[f"    {command}" for command in grid_commands or [grid_command]],
-        "",
-        "Each run is one RL-Zoo training; its exact command is in its `done.json`, for example:",
+        "Each run is one RL-Zoo training at its whole budget; its command is stored in its trial, for example:",
         "",
         f"    {example['command']}",
         "",
-        f"Training budgets, next to the `n_timesteps` of our YAML entries: {budget_comparison(cells)}.",
-        "The paper trained for 2M-10M steps with 5-30 seeds (paper.md section 5). paper.md has figures for eight",
-        "Atari games only (shown next to ours where such a game was run); for every other env there is nothing from",
-        "the paper to compare with.",
+        'The paper trained for 2M-10M steps with 5-30 seeds (docs/paper.rst, "Hyperparameters"). Figures from the',
+        "paper exist for eight Atari games only (shown next to ours where such a game was run).",
         *(
             [
-                "PPO x (a+b|Z|) is PPO whose policy loss is weighted alpha + beta*|rce_z| with SPPO's other",
-                "hyperparameters: its gradient equals SPPO's (paper.md section 2), so SPPO vs it measures run-to-run"
-                " noise alone.",
+                "PPO x (a+b|Z|) and the SPPO-equivalent PPO have SPPO's gradient (docs/paper.rst, \"Stock-PPO",
+                'equivalent"), so SPPO against them measures run-to-run noise alone.',
             ]
-            if any(key[2] == "ppo_weighted" for key in cells)
+            if twin
             else []
         ),
         "Evaluation returns are true (noise-free) returns. For discretized envs, PPO/A2C are the paper's DPPO/DA2C.",
         "",
-        "",
     ]
-    (args.out / "results.md").write_text(
-        "\n".join(header) + text + "\n" + "".join(f"![{p.stem}]({p.name})\n" for p in written)
-    )
-    with open(args.out / "final_returns.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["setting", "env", "algo", "seed", "budget", "final_eval_return", "wall_s"])
+    (out / "results.md").write_text("\n".join(header + sections) + "\n")
+    with open(out / "final_returns.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["code", "setting", "env", "algo", "seed", "budget", "final_eval_return", "wall_s"])
         writer.writerows(rows)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.report", description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", help="the grid's preset (its study name and default storage)")
+    parser.add_argument("--storage", help="the grid's storage (default: benchmarks/runs/<study>.log)")
+    parser.add_argument("--study-name", help="default: the preset's name")
+    parser.add_argument("--out", type=Path, required=True, help="folder for results.md, final_returns.csv and plots")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing report (committed results too)")
+    parser.add_argument("--reps", type=int, default=5000, help="bootstrap replications")
+    args = parser.parse_args(argv)
+    given = sys.argv[1:] if argv is None else list(argv)
+    report_command = f"{REPORT_COMMAND} {shlex.join(given)}".strip()
+    study_name = args.study_name or args.preset
+    if not study_name:
+        parser.error("give --preset or --study-name")
+    if (args.out / "results.md").exists() and not args.overwrite:
+        what = "committed results" if _tracked(args.out) else "a report"
+        print(f"benchmarks.report: error: {args.out} holds {what}; pass --overwrite to replace it", file=sys.stderr)
+        return 2
+    storage = args.storage or default_storage(RUNS, study_name)
+    try:
+        study = open_study(storage, study_name, create=False)
+    except ConfigError as error:
+        print(f"benchmarks.report: error: {error}", file=sys.stderr)
+        return 2
+    records = finished_runs(study)
+    if not records:
+        print(f"benchmarks.report: no finished runs in study {study_name!r} at {shown(storage, storage)}", file=sys.stderr)
+        return 1
+    written = write_report(records, args.out, args.reps, report_command, f"study `{study_name}`")
     print(f"wrote {args.out / 'results.md'}, {args.out / 'final_returns.csv'} and {len(written)} plots")
     return 0
 

@@ -2,27 +2,28 @@
 
 The paper claims SPPO is more stable across hyperparameters than PPO. This samples K configurations of the
 four knobs users touch first (learning rate, clip range, epochs, minibatch size) with a fixed seed, trains
-PPO and SymPPO (class defaults alpha=0.5, beta=1, rce_z=-1: paper.md section 5) with each of them on
-noisy-reward envs, evaluates the final policy on the clean env, and reports the share of configurations
-whose return reaches the env's success threshold together with the distribution of final returns.
+PPO and SymPPO (class defaults alpha=0.5, beta=1, rce_z=-1: docs/paper.rst, "Hyperparameters") with each of
+them on noisy-reward envs, evaluates the policy at the end of its budget on the clean env, and reports the share
+of configurations whose return reaches the env's success threshold together with the distribution of final returns.
+
+Each training is a run of the grid's runner (benchmarks/engine.py): one RL-Zoo training whose YAML entry is
+overridden with the configuration and the env's fixed settings below, a trial of the study ``robustness``
+(default storage: ``<out>/runs.log``). ``--workers`` worker processes train them; a rerun skips finished runs.
 
     python -m benchmarks.robustness                      # K=8, the budgets committed in benchmarks/results/
     python -m benchmarks.robustness --k 32 --workers 4   # a larger sweep
     python -m benchmarks.robustness --report-only        # redraw table and plot from the stored runs
 
-Every finished run is appended to ``runs.jsonl`` in the output folder; a rerun skips the runs already there.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import shlex
 import sys
 import textwrap
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -76,69 +77,38 @@ def sample_configs(k: int, seed: int) -> list[dict[str, Any]]:
     return configs
 
 
-@dataclass(frozen=True)
-class Run:
-    env: str
-    algo: str
-    config_index: int
-    config: tuple[tuple[str, Any], ...]
-    steps: int
-    noise_p: float
-    seed: int
-    eval_episodes: int
-
-    def key(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+# SymPPO's class defaults, whatever sppo.yml says for the env
+SYMMETRIC = {"alpha": 0.5, "beta": 1.0, "rce_z": -1.0}
+STUDY = "robustness"
 
 
-def train_and_evaluate(run: Run) -> dict[str, Any]:
-    """Train one (algo, config) on the noisy env and return the clean mean return of the final policy."""
-    import torch as th
-    from stable_baselines3 import PPO
-    from stable_baselines3.common.env_util import make_vec_env
-    from stable_baselines3.common.evaluation import evaluate_policy
+def plan_runs(envs: list[str], configs: list[dict[str, Any]], steps: dict[str, int], noise_p: float, seed: int, episodes: int):
+    """The grid runs of the sweep: per env, configuration and algorithm one training, seed ``seed + index``."""
+    from benchmarks.engine import Run, python_literal
 
-    from sb3_symmetric import SymPPO
-    from sb3_symmetric.noise import RewardNoiseCallback
-
-    th.set_num_threads(1)
-    setting = ENVS[run.env]
-    env = make_vec_env(run.env, n_envs=setting.n_envs, seed=run.seed)
-    eval_env = make_vec_env(run.env, n_envs=1, seed=run.seed + 10_000)
-    algo = PPO if run.algo == "ppo" else SymPPO
-    model = algo(
-        "MlpPolicy",
-        env,
-        n_steps=setting.n_steps,
-        gamma=setting.gamma,
-        gae_lambda=setting.gae_lambda,
-        ent_coef=setting.ent_coef,
-        seed=run.seed,
-        device="cpu",
-        **dict(run.config),
-    )
-    model.learn(run.steps, callback=RewardNoiseCallback("flip", p=run.noise_p) if run.noise_p > 0 else None)
-    episode_returns, _ = evaluate_policy(model, eval_env, n_eval_episodes=run.eval_episodes, return_episode_rewards=True)
-    env.close()
-    eval_env.close()
-    returns = [float(value) for value in episode_returns]  # type: ignore[union-attr]
-    return {**asdict(run), "config": dict(run.config), "mean_return": float(np.mean(returns)), "returns": returns}
-
-
-def run_of(record: dict[str, Any]) -> Run:
-    """The run a stored record belongs to."""
-    fields = {name: record[name] for name in Run.__dataclass_fields__}
-    return Run(**{**fields, "config": tuple(record["config"].items())})
-
-
-def load_runs(path: Path) -> dict[str, dict[str, Any]]:
-    runs = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            if line.strip():
-                record = json.loads(line)
-                runs[run_of(record).key()] = record
+    runs = []
+    for env in envs:
+        setting = ENVS[env]
+        fixed = {name: getattr(setting, name) for name in ("n_envs", "n_steps", "gamma", "gae_lambda", "ent_coef")}
+        for index, config in enumerate(configs):
+            for algo in ALGOS:
+                values = {**fixed, **config, **(SYMMETRIC if algo == "sppo" else {})}
+                overrides = tuple((name, python_literal(value)) for name, value in sorted(values.items()))
+                noise = f"flip:{noise_p}" if noise_p > 0 else "clean"
+                runs.append(Run(algo, env, noise, seed + index, steps[env], 1, episodes, overrides=overrides))
     return runs
+
+
+def record_of(result: dict[str, Any], index: int, config: dict[str, Any]) -> dict[str, Any]:
+    """A finished run as the tables want it."""
+    return {
+        "env": result["env"],
+        "algo": result["algo"],
+        "config_index": index,
+        "config": config,
+        "mean_return": result["final_return"],
+        "returns": result["returns"][-1],
+    }
 
 
 def summarize(records: list[dict[str, Any]], thresholds: dict[str, float]) -> tuple[str, dict[str, dict[str, list[float]]]]:
@@ -227,7 +197,8 @@ def write_report(out: Path, records: list[dict[str, Any]], command: str, args: a
         f"clip range in {CLIP_RANGES}, epochs in {EPOCHS}, minibatch in {BATCH_SIZES}. "
         f"Training rewards flipped (r <- 1 - r) with p={args.noise_p}; budgets: {budget}; "
         f"one training seed per configuration (the same for PPO and SPPO); "
-        f"final policy evaluated deterministically on {args.eval_episodes} clean episodes. "
+        f"the policy at the end of the budget evaluated deterministically on {args.eval_episodes} clean episodes "
+        "(RL-Zoo's evaluation). "
         "SPPO uses SymPPO's defaults alpha=0.5, beta=1, rce_z=-1; everything else is shared.\n\n"
         f"{tables}\n\n![robustness](robustness.png)\n"
     )
@@ -248,7 +219,9 @@ def parse_per_env(option: str, values: list[str], defaults: dict[str, float]) ->
     return parsed
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
+    from benchmarks.engine import ConfigError, code_version, enqueue, finished_runs, open_study, run_key, run_workers
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--k", type=int, default=8, help="number of random configurations")
     parser.add_argument("--seed", type=int, default=0, help="seed of the configurations and of the training runs")
@@ -259,46 +232,44 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--noise-p", type=float, default=0.1, help="reward flip probability (paper: 0.1)")
     parser.add_argument("--eval-episodes", type=int, default=10)
-    parser.add_argument("--workers", type=int, default=1, help="training processes")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes")
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--storage", help="the sweep's study (default: <out>/runs.log; PostgreSQL for many machines)")
     parser.add_argument("--report-only", action="store_true", help="only redraw the table and plot")
     args = parser.parse_args(argv)
     args.steps = {env: int(steps) for env, steps in parse_per_env("--steps", args.steps, DEFAULT_STEPS).items()}
     args.steps = {env: steps for env, steps in args.steps.items() if env in args.envs}
     args.threshold = parse_per_env("--threshold", args.threshold, {env: s.threshold for env, s in ENVS.items()})
-    command = shlex.join(["python", "-m", "benchmarks.robustness", *(sys.argv[1:] if argv is None else argv)])
+    given = sys.argv[1:] if argv is None else list(argv)
+    command = shlex.join(["python", "-m", "benchmarks.robustness", *given])
+    if args.k < 1 or args.workers < 1:
+        parser.error("--k and --workers must be at least 1")
 
     args.out.mkdir(parents=True, exist_ok=True)
-    runs_file = args.out / "runs.jsonl"
-    done = load_runs(runs_file)
+    storage = args.storage or str(args.out / "runs.log")
     configs = sample_configs(args.k, args.seed)
-    planned = [
-        Run(env, algo, index, tuple(config.items()), args.steps[env], args.noise_p, args.seed + index, args.eval_episodes)
-        for env in args.envs
-        for index, config in enumerate(configs)
-        for algo in ALGOS
+    planned = plan_runs(args.envs, configs, args.steps, args.noise_p, args.seed, args.eval_episodes)
+    code = code_version()
+    try:
+        study = open_study(storage, STUDY, create=True)
+        if not args.report_only:
+            keys, _ = enqueue(study, planned, code)
+            status = run_workers(storage, STUDY, args.workers, args.out / "work", keys=keys, resume_hint=command)
+            if status != 0:
+                return status
+    except ConfigError as error:
+        parser.error(str(error))
+    index_of = {run_key(run, code): (k // len(ALGOS)) % len(configs) for k, run in enumerate(planned)}
+    records = [
+        record_of(result, index_of[result["key"]], configs[index_of[result["key"]]])
+        for result in finished_runs(study)
+        if result["key"] in index_of
     ]
-    todo = [run for run in planned if run.key() not in done]
-    if todo and not args.report_only:
-        from tqdm import tqdm
-
-        with (
-            ProcessPoolExecutor(max_workers=args.workers) as pool,
-            tqdm(total=len(planned), initial=len(planned) - len(todo), desc="runs") as progress,
-        ):
-            futures = [pool.submit(train_and_evaluate, run) for run in todo]
-            for future in as_completed(futures):
-                record = future.result()
-                with runs_file.open("a") as handle:
-                    handle.write(json.dumps(record) + "\n")
-                done[run_of(record).key()] = record
-                progress.update()
-    planned_keys = {run.key() for run in planned}
-    records = [record for key, record in done.items() if key in planned_keys]
     if records:
         write_report(args.out, records, command, args)
         print((args.out / "robustness.md").read_text())
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -3,9 +3,9 @@
 The timing work runs in ``--workers`` worker processes at once, on the device of the grid, so it contends
 for the GPU and the cores as the grid will:
 
-- per (env, algorithm): two real grid runs (same RL-Zoo command and YAML entry) of ``--steps`` training
-  timesteps, each ending with one evaluation episode; their difference is the training cost per timestep,
-  the rest the fixed cost of a run (env and model creation, saving; imports happen once per worker);
+- per (env, algorithm): two real grid runs (same runner, RL-Zoo command and YAML entry) of ``--steps``
+  training timesteps, each ending with one evaluation episode; their difference is the training cost per
+  timestep, the rest the fixed cost of a run (its process start, imports, env and model creation, saving);
 - per env: the preset's evaluation (``evaluate_policy`` on RL-Zoo's own evaluation env, ``eval_episodes``
   episodes of a fresh model), timed in-process: the cost of an evaluation step and the length of an
   evaluation episode of an untrained agent.
@@ -16,9 +16,11 @@ episode length, is the unknown: it changes as agents learn (an Atari game lasts 
 the projection uses the untrained one and also prints how much every 1000 steps of ``L`` add.
 
     python -m benchmarks.walltime --preset atari-paper --device cuda --workers 8 --steps 10000 50000
-    python -m benchmarks.walltime --preset pendulum-10seeds --workers 2     # checked against a real grid
+    python -m benchmarks.walltime --preset pendulum-10seeds --workers 2
+    python -m benchmarks.walltime --preset pendulum-10seeds --workers 2 --lengths-from benchmarks/runs/pendulum-10seeds.log
 
-Finished timing work is kept (``done.json`` / ``eval-*.json``) and skipped on a rerun; the projection goes
+Finished timing work is kept (the timing runs in the study ``<runs-dir>/timing.log``, evaluations in
+``eval-*.json``) and skipped on a rerun; the projection goes
 to ``--out`` (markdown, and the numbers as JSON beside it).
 """
 
@@ -36,10 +38,27 @@ import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import yaml
 
-from benchmarks.grid import PRESETS, ROOT, Preset, Run, execute, is_done, make_runs, tally, zoo_entry
+from benchmarks.engine import (
+    PRESETS,
+    ROOT,
+    ConfigError,
+    Preset,
+    Run,
+    enqueue,
+    finished_runs,
+    make_runs,
+    open_study,
+    run_workers,
+    zoo_call,
+    zoo_entry,
+)
+
+STUDY = "walltime"
 
 
 def rollout_size(run: Run) -> int:
@@ -49,9 +68,9 @@ def rollout_size(run: Run) -> int:
     from sb3_symmetric import zoo
 
     zoo.register()
-    zoo_algo, _ = run.zoo_algo_and_params()
-    entry = zoo_entry(zoo_algo, run.env)
-    n_steps = entry.get("n_steps", inspect.signature(ALGOS[zoo_algo]).parameters["n_steps"].default)
+    call = zoo_call(run)
+    entry = call.conf_entry or zoo_entry(call.zoo_algo, run.env, call.conf_file)
+    n_steps = entry.get("n_steps", inspect.signature(ALGOS[call.zoo_algo]).parameters["n_steps"].default)
     return int(n_steps) * int(entry.get("n_envs", 1))
 
 
@@ -85,7 +104,7 @@ def timing_plan(preset: Preset, steps: tuple[int, int], device: str) -> Plan:
             )
 
     def timing_run(run: Run, budget: int) -> Run:
-        return replace(run, setting=f"steps{budget}", budget=budget, n_evals=1, eval_episodes=1)
+        return replace(run, budget=budget, n_evals=1, eval_episodes=1)
 
     eval_runs: dict[str, Run] = {}
     for (env, _), run in cells.items():
@@ -121,12 +140,21 @@ def time_evaluation(run: Run, episodes: int, out: Path) -> tuple[str, float, str
     try:
         zoo.register()
         th.set_num_threads(1)
-        zoo_algo, params = run.zoo_algo_and_params()
-        params.pop("callback", None)  # reward noise does not touch evaluation
+        call = zoo_call(run)
+        params = {key: value for key, value in call.params.items() if key != "callback"}  # noise: training only
         folder = out.with_suffix("")
-        flags = dict(n_timesteps=0, eval_freq=-1, seed=0, verbose=0, hyperparams=params, device=run.device)
-        experiment = ExperimentManager(argparse.Namespace(), zoo_algo, run.env, str(folder), **flags)
-        model, _ = experiment.setup_experiment()
+        config = None
+        if call.conf_entry is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+            config = str(folder / "conf.yml")
+            Path(config).write_text(yaml.safe_dump({run.env: call.conf_entry}))
+        elif call.conf_file is not None:
+            config = str(call.conf_file)
+        flags: dict[str, Any] = dict(n_timesteps=0, eval_freq=-1, seed=0, verbose=0, hyperparams=params, config=config)
+        experiment = ExperimentManager(argparse.Namespace(), call.zoo_algo, run.env, str(folder), device=run.device, **flags)
+        setup = experiment.setup_experiment()
+        assert setup is not None  # None only when optimizing hyperparameters
+        model = setup[0]
         eval_env = experiment.create_envs(1, eval_env=True, no_log=True)
         deterministic = experiment.deterministic_eval
         evaluate_policy(model, eval_env, n_eval_episodes=1, deterministic=deterministic)  # warm-up (cuDNN, caches)
@@ -136,42 +164,49 @@ def time_evaluation(run: Run, episodes: int, out: Path) -> tuple[str, float, str
         )
         seconds = time.perf_counter() - clock
         partial = out.with_suffix(".partial")  # an interrupted write must not look finished
-        partial.write_text(json.dumps({"env": run.env, "seconds": seconds, "ep_lengths": [int(n) for n in lengths]}))
+        partial.write_text(json.dumps({"env": run.env, "seconds": seconds, "ep_lengths": [int(n) for n in lengths]}))  # type: ignore[union-attr]
         os.replace(partial, out)
         eval_env.close()
-        model.env.close()
+        if model.env is not None:
+            model.env.close()
         return f"evaluation of {run.env}", time.perf_counter() - start, None
     except BaseException:
         return f"evaluation of {run.env}", time.perf_counter() - start, traceback.format_exc(limit=4)
 
 
 def run_timing(plan: Plan, root: Path, workers: int) -> list[tuple[str, str]]:
-    """All unfinished timing work, ``workers`` at a time in warm worker processes; returns the failures."""
-    from tqdm import tqdm
-
-    tasks: list[tuple] = [
-        (time_evaluation, run, plan.eval_episodes, eval_file(root, env))
+    """The unfinished evaluation timings, then the timing runs through the grid's runner; returns the failures."""
+    failures: list[tuple[str, str]] = []
+    tasks = [
+        (run, plan.eval_episodes, eval_file(root, env))
         for env, run in plan.eval_runs.items()
         if not eval_file(root, env).exists()
     ]
-    timing_runs = [*plan.short.values(), *plan.long.values()]
-    tasks += [(execute, run, root, False) for run in timing_runs if not is_done(run, root)]
-    total = len(plan.eval_runs) + len(timing_runs)
-    failures: list[tuple[str, str]] = []
-    bar = tqdm(total=total, initial=total - len(tasks), unit="task", dynamic_ncols=True)
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_warm_up) as pool:
-        for future in as_completed([pool.submit(*task) for task in tasks]):
-            tally(future.result(), bar, failures)
-    bar.close()
+    if tasks:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_warm_up) as pool:
+            for future in as_completed([pool.submit(time_evaluation, *task) for task in tasks]):
+                name, _, error = future.result()
+                if error is not None:
+                    failures.append((name, error))
+                    print(f"FAILED {name}:\n{error}", file=sys.stderr)
+    storage = str(root / "timing.log")
+    study = open_study(storage, STUDY, create=True)
+    keys, _ = enqueue(study, [*plan.short.values(), *plan.long.values()])
+    hint = f"python -m benchmarks.walltime {' '.join(sys.argv[1:])}"
+    if run_workers(storage, STUDY, workers, root / "work", keys=keys, resume_hint=hint) != 0:
+        failures.append(("timing runs", f"see {root / 'work' / 'workers'}"))
     return failures
 
 
-def read_run(run: Run, root: Path) -> tuple[float, int]:
-    """Wall seconds of a finished timing run and the evaluation steps it made."""
-    marker = json.loads((root / run.name / "done.json").read_text())
-    lengths = np.load(root / run.name / "evaluations.npz")["ep_lengths"]
-    return float(marker["wall_s"]), int(lengths.sum())
+def read_timings(root: Path) -> dict[Run, tuple[float, int]]:
+    """Wall seconds and evaluation steps of every finished timing run, by run."""
+    study = open_study(str(root / "timing.log"), STUDY, create=False)
+    timings = {}
+    for record in finished_runs(study):
+        run = Run.from_dict({name: record[name] for name in Run.__dataclass_fields__})
+        timings[run] = (float(record["wall_s"]), int(np.sum(record["ep_lengths"])))
+    return timings
 
 
 @dataclass(frozen=True)
@@ -184,7 +219,7 @@ class CellCost:
     eval_episode_length: float
 
 
-def fit_costs(plan: Plan, root: Path) -> list[CellCost]:
+def fit_costs(plan: Plan, root: Path, timings: dict[Run, tuple[float, int]]) -> list[CellCost]:
     """Per-cell costs: evaluation from the env's timed evaluation, training from the two runs minus their evaluations."""
     eval_cost: dict[str, tuple[float, float]] = {}
     for env in plan.eval_runs:
@@ -195,7 +230,7 @@ def fit_costs(plan: Plan, root: Path) -> list[CellCost]:
     for key, short in plan.short.items():
         long = plan.long[key]
         per_eval_step, length = eval_cost[key[0]]
-        (wall_s, evals_s), (wall_l, evals_l) = read_run(short, root), read_run(long, root)
+        (wall_s, evals_s), (wall_l, evals_l) = timings[short], timings[long]
         n_s, n_l = trained_steps(short, short.budget), trained_steps(long, long.budget)
         train_s, train_l = wall_s - evals_s * per_eval_step, wall_l - evals_l * per_eval_step
         per_step = max((train_l - train_s) / (n_l - n_s), 0.0)
@@ -204,12 +239,11 @@ def fit_costs(plan: Plan, root: Path) -> list[CellCost]:
     return costs
 
 
-def grid_episode_lengths(runs_dir: Path) -> dict[str, float]:
+def grid_episode_lengths(records: list[dict]) -> dict[str, float]:
     """Mean evaluation episode length per env over every evaluation of a grid's finished runs."""
     per_env: dict[str, list[float]] = {}
-    for marker in sorted(runs_dir.glob("*/*/*/seed*/done.json")):
-        lengths = np.load(marker.parent / "evaluations.npz")["ep_lengths"]
-        per_env.setdefault(marker.parent.parents[1].name, []).append(float(lengths.mean()))
+    for record in records:
+        per_env.setdefault(record["env"], []).append(float(np.mean(record["ep_lengths"])))
     return {env: float(np.mean(values)) for env, values in per_env.items()}
 
 
@@ -255,7 +289,7 @@ def report(preset_name: str, projection: dict, costs: list[CellCost], args: argp
         "",
         f"Command: `python -m benchmarks.walltime {' '.join(args.argv)}` ({time.strftime('%Y-%m-%d')}).",
         f"Timing: runs of {args.steps[0]} and {args.steps[1]} training steps per (env, algorithm), seed 0, and one "
-        f"timed evaluation per env, {args.workers} at a time in warm worker processes, on the device the grid will use.",
+        f"timed evaluation per env, {args.workers} at a time in grid workers, on the device the grid will use.",
         "",
         "| env | algorithm | fixed s per run | train ms per step | eval ms per step | eval episode length |",
         "|---|---|---|---|---|---|",
@@ -302,10 +336,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="markdown projection (default <runs-dir>/projection.md)")
     parser.add_argument(
         "--lengths-from",
-        type=Path,
-        metavar="GRID_RUNS_DIR",
-        help="price evaluation with the mean evaluation episode length per env of a finished grid's runs",
+        metavar="GRID_STORAGE",
+        help="price evaluation with the mean evaluation episode length per env of a grid's finished runs (its storage)",
     )
+    parser.add_argument("--lengths-study", help="study name in --lengths-from (default: the preset's name)")
     args = parser.parse_args(argv)
     args.argv = sys.argv[1:] if argv is None else argv
     if not 0 < args.steps[0] < args.steps[1]:
@@ -322,9 +356,13 @@ def main(argv: list[str] | None = None) -> int:
     if failures:
         print(f"{len(failures)} timing tasks failed; rerun to retry", file=sys.stderr)
         return 1
-    costs = fit_costs(plan, root)
+    costs = fit_costs(plan, root, read_timings(root))
     if args.lengths_from:
-        lengths = grid_episode_lengths(args.lengths_from)
+        try:
+            grid_study = open_study(args.lengths_from, args.lengths_study or args.preset, create=False)
+        except ConfigError as error:
+            parser.error(str(error))
+        lengths = grid_episode_lengths(finished_runs(grid_study))
         costs = [replace(cost, eval_episode_length=lengths.get(cost.env, cost.eval_episode_length)) for cost in costs]
     projection = project(preset, costs, max(args.workers, 1))
     text = report(args.preset, projection, costs, args, _device_name(args.device))

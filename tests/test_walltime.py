@@ -7,19 +7,18 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-walltime = pytest.importorskip("benchmarks.walltime")
-grid = pytest.importorskip("benchmarks.grid")
 
-PRESET = grid.PRESETS["pendulum-10seeds"]  # Pendulum-v1 discretized: sppo.yml has n_steps 1024 x n_envs 4
+from benchmarks import engine, walltime  # noqa: E402  (a failing import must fail the tests, not skip them)
+
+PRESET = engine.PRESETS["pendulum-10seeds"]  # Pendulum-v1 discretized: sppo.yml has n_steps 1024 x n_envs 4
 
 
 def test_trained_steps_are_whole_rollouts():
-    run = grid.make_runs(PRESET, seeds=1)[0]
+    run = engine.make_runs(PRESET, seeds=1)[0]
     assert walltime.rollout_size(run) == 4096
     assert walltime.trained_steps(run, 4096) == 4096
     assert walltime.trained_steps(run, 4097) == 8192
@@ -31,30 +30,23 @@ def test_steps_within_one_rollout_are_refused():
         walltime.timing_plan(PRESET, (1000, 3000), "cpu")
 
 
-def _write_run(root: Path, run, wall_s: float, episode_length: int, n_evals: int) -> None:
-    folder = root / run.name
-    folder.mkdir(parents=True)
-    (folder / "done.json").write_text(json.dumps({"wall_s": wall_s}))
-    lengths = np.full((n_evals, run.eval_episodes), episode_length)
-    np.savez(folder / "evaluations.npz", timesteps=np.arange(n_evals), results=-lengths, ep_lengths=lengths)
-
-
 def test_fit_recovers_planted_costs_and_projects_the_preset(tmp_path):
     plan = walltime.timing_plan(PRESET, (4096, 16384), "cpu")
     assert len(plan.short) == len(plan.long) == 3 and list(plan.eval_runs) == ["Pendulum-v1"]
     assert plan.eval_episodes == PRESET.eval_episodes
     planted = {"ppo": (4.0, 2e-4), "sppo": (5.0, 3e-4), "ppo_weighted": (6.0, 4e-4)}  # fixed s, train s per step
     eval_step_s, length = 1e-3, 200
+    timings = {}
     for key, run in [*plan.short.items(), *plan.long.items()]:
         fixed, per_step = planted[key[1]]
         n_evals = 2 if run.budget == 16384 else 1  # a run may evaluate more than once; the fit must count it
         wall = fixed + per_step * walltime.trained_steps(run, run.budget) + eval_step_s * n_evals * length
-        _write_run(tmp_path, run, wall, length, n_evals)
+        timings[run] = (wall, n_evals * run.eval_episodes * length)
     episodes = [150, 250, 200, 200, 200]  # the timed evaluation: 1000 steps, mean length 200
     timed = {"env": "Pendulum-v1", "seconds": eval_step_s * sum(episodes), "ep_lengths": episodes}
     walltime.eval_file(tmp_path, "Pendulum-v1").write_text(json.dumps(timed))
 
-    costs = {cost.algo: cost for cost in walltime.fit_costs(plan, tmp_path)}
+    costs = {cost.algo: cost for cost in walltime.fit_costs(plan, tmp_path, timings)}
     for algo, (fixed, per_step) in planted.items():
         assert costs[algo].fixed_s == pytest.approx(fixed)
         assert costs[algo].train_s_per_step == pytest.approx(per_step)
@@ -74,6 +66,7 @@ def test_fit_recovers_planted_costs_and_projects_the_preset(tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_command_end_to_end_and_resume(tmp_path):
     """Real timing work (6 short Pendulum trainings, one timed evaluation), the report, a rerun that redoes nothing."""
     base = [sys.executable, "-m", "benchmarks.walltime", "--preset", "pendulum-10seeds", "--workers", "2"]
@@ -81,8 +74,10 @@ def test_command_end_to_end_and_resume(tmp_path):
     command = [*base, "--steps", "4096", "16384"]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
-    markers = sorted(tmp_path.glob("*/*/*/seed0/done.json"))
-    assert len(markers) == 6
+    timings = walltime.read_timings(tmp_path)
+    assert sorted((run.algo, run.budget) for run in timings) == sorted(
+        (algo, steps) for algo in ("ppo", "sppo", "ppo_weighted") for steps in (4096, 16384)
+    )
     timed = json.loads(walltime.eval_file(tmp_path, "Pendulum-v1").read_text())
     assert timed["ep_lengths"] == [200] * PRESET.eval_episodes and timed["seconds"] > 0
     result = json.loads((tmp_path / "projection.json").read_text())
@@ -95,23 +90,19 @@ def test_command_end_to_end_and_resume(tmp_path):
     text = (tmp_path / "projection.md").read_text()
     assert "Projected grid wall time with 2 workers" in text and "python -m benchmarks.walltime --preset" in text
 
-    markers.append(walltime.eval_file(tmp_path, "Pendulum-v1"))
-    before = {marker: marker.stat().st_mtime_ns for marker in markers}
+    trials = len(engine.open_study(str(tmp_path / "timing.log"), walltime.STUDY, create=False).get_trials())
+    evaluated = walltime.eval_file(tmp_path, "Pendulum-v1").stat().st_mtime_ns
     again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert {marker: marker.stat().st_mtime_ns for marker in markers} == before
+    assert len(engine.open_study(str(tmp_path / "timing.log"), walltime.STUDY, create=False).get_trials()) == trials
+    assert walltime.eval_file(tmp_path, "Pendulum-v1").stat().st_mtime_ns == evaluated
 
     refused = subprocess.run([*base, "--steps", "100", "200"], cwd=ROOT, capture_output=True, text=True)
     assert refused.returncode == 2 and "at least one rollout longer" in refused.stderr
 
 
-def test_episode_lengths_of_a_finished_grid(tmp_path):
-    runs = [
-        grid.Run("clean", "Pendulum-v1", algo, seed, 1000, True, 2, 2, "clean") for algo in ("ppo", "sppo") for seed in (0, 1)
+def test_episode_lengths_of_a_finished_grid():
+    records = [{"env": "Pendulum-v1", "ep_lengths": [[100 * (k + 1)] * 2] * 2} for k in range(4)] + [
+        {"env": "CartPole-v1", "ep_lengths": [[500, 500], [500, 500]]}
     ]
-    for k, run in enumerate(runs):
-        _write_run(tmp_path, run, 1.0, 100 * (k + 1), n_evals=2)
-    other = grid.Run("flip0.1", "CartPole-v1", "ppo", 0, 1000, False, 2, 2, "flip:0.1")
-    _write_run(tmp_path, other, 1.0, 500, n_evals=2)
-    (tmp_path / "clean" / "CartPole-v1" / "ppo" / "seed0.partial").mkdir(parents=True)  # unfinished runs do not count
-    assert walltime.grid_episode_lengths(tmp_path) == {"Pendulum-v1": 250.0, "CartPole-v1": 500.0}
+    assert walltime.grid_episode_lengths(records) == {"Pendulum-v1": 250.0, "CartPole-v1": 500.0}

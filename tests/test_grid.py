@@ -1,0 +1,494 @@
+"""The grid engine: runs as trials of an Optuna study, workers killed and interrupted, resumed, reported.
+
+The end-to-end tests train real (tiny) CartPole runs in real worker processes, on a journal file and on a
+throwaway PostgreSQL server, kill and interrupt them mid-run, and check that every run ends finished exactly once
+at its full budget, that no process is left behind, and that the report equals that of one undisturbed worker.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from postgres_fixtures import postgres_server  # noqa: E402
+
+from benchmarks import engine  # noqa: E402  (a failing import must fail the tests, not skip them)
+
+# CartPole-v1 of the classic preset at 0.1 of its budget: 2,000 steps (whole rollouts: 2,048), PPO, 2 seeds x 2 noises
+GRID = ["--preset", "classic", "--envs", "CartPole-v1", "--algos", "ppo", "--seeds", "2", "--budget-scale", "0.1"]
+N_RUNS = 4
+
+
+def report_args(out: Path) -> list[str]:
+    return ["--out", str(out), "--reps", "200"]
+
+
+def grid(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "SB3_SYMMETRIC_HEARTBEAT_INTERVAL": "2"}
+    return subprocess.run(
+        [sys.executable, "-m", "benchmarks.grid", *args], cwd=ROOT, capture_output=True, text=True, env=env, **kwargs
+    )
+
+
+def start(args: list[str], tmp_path: Path, name: str) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "SB3_SYMMETRIC_HEARTBEAT_INTERVAL": "2"}
+    log = open(tmp_path / f"{name}.out", "w")  # noqa: SIM115  (closed with the process)
+    return subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.grid", *args],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,  # its own process group, as a terminal gives a command
+    )
+
+
+def processes_mentioning(text: str) -> list[int]:
+    """PIDs of live processes whose command line contains ``text`` (workers and their RL-Zoo children)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = (entry / "stat").read_text().rpartition(")")[2].split()[0]
+        except OSError:
+            continue
+        if text in cmdline and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rpartition(")")[2].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid and fields[0] != "Z":
+                found.append(int(entry.name))
+    return found
+
+
+def wait_for(condition, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def study_when_created(storage: str):
+    """The grid's study once the grid command has created it (its journal file exists a moment before)."""
+    try:
+        return engine.open_study(storage, "classic", create=False)
+    except engine.ConfigError:
+        return None
+
+
+def running_trials(study) -> list:
+    return [t for t in study.get_trials(deepcopy=False) if t.state.name == "RUNNING" and "worker" in t.user_attrs]
+
+
+def training_children(work_dir: Path) -> list[int]:
+    return [pid for pid in processes_mentioning(f"{work_dir}/trial") if pid != os.getpid()]
+
+
+def assert_all_finished_once(study, budget: int = 2000) -> None:
+    complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
+    keys = [t.user_attrs["key"] for t in complete]
+    assert len(keys) == N_RUNS and len(set(keys)) == N_RUNS, keys
+    for trial in complete:
+        result = trial.user_attrs["result"]
+        assert result["num_timesteps"] >= budget and result["num_timesteps"] == 2048
+        assert len(result["timesteps"]) == 5 and trial.value == pytest.approx(sum(result["returns"][-1]) / 5)
+    assert not [t for t in study.get_trials(deepcopy=False) if t.state.name in ("WAITING", "RUNNING")]
+
+
+def report_rows(study_storage: str, out: Path) -> tuple[list[list[str]], str]:
+    """final_returns.csv without the code and wall-time columns, and the tables of results.md."""
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.report", "--study-name", "classic", "--storage", study_storage, *report_args(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    with open(out / "final_returns.csv") as handle:
+        rows = [row[1:-1] for row in csv.reader(handle)][1:]
+    text = (out / "results.md").read_text()
+    tables = text[text.index("### ") :]
+    return sorted(rows), "\n".join(line for line in tables.splitlines() if not line.startswith("!["))
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The 4 runs made by one undisturbed worker, and their report."""
+    folder = tmp_path_factory.mktemp("reference")
+    storage = str(folder / "grid.log")
+    done = grid(*GRID, "--workers", "1", "--storage", storage, "--work-dir", str(folder / "work"), timeout=900)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert f"{N_RUNS} of {N_RUNS} runs finished" in done.stdout
+    return report_rows(storage, folder / "report")
+
+
+# ---------------------------------------------------------------- fast: catalog, identity, commands, errors
+
+
+def test_catalog_presets_and_algorithms():
+    for name in ("classic", "ppo-100k", "lunar-10seeds", "lunar-500k", "pendulum-10seeds", "a2c-20seeds", "minatar"):
+        assert name in engine.PRESETS
+    minatar = engine.PRESETS["minatar"]
+    assert minatar.seeds == 10 and [spec.env for spec in minatar.envs] == ["MinAtar/Breakout-v1", "MinAtar/SpaceInvaders-v1"]
+    assert minatar.algos == ("ppo", "sppo", "ppo_equiv", "ppo_vf", "ppo_ent", "ppo_gn", "a2c", "sa2c")
+    assert all(spec.noises == ("clean", "flip:0.1") and spec.budget == 500_000 for spec in minatar.envs)
+    runs = engine.make_runs(engine.PRESETS["classic"])
+    assert len(runs) == 5 * 2 * 5 * 5 and len(set(runs)) == len(runs)
+    assert [run.seed for run in runs] == sorted(run.seed for run in runs)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("algorithms: {}\npresets: {p: {envs: [], seeds: 1, algos: [nope]}}", "unknown algorithm"),
+        ("algorithms: {a: {zoo_algo: ppo}}\npresets: {p: {envs: [], seeds: 0, algos: [a]}}", "seeds must be a positive"),
+        ("algorithms: {a: {zoo_algo: ppo, colour: red}}\npresets: {}", "unknown field"),
+        (
+            "algorithms: {a: {zoo_algo: ppo}}\npresets: {p: {seeds: 1, algos: [a], envs: [{env: E, budget: 5, "
+            "noises: ['flip:x']}]}}",
+            "Unknown noise setting",
+        ),
+        ("algorithms: {a: {zoo_algo: ppo, equivalent: [lr]}}\npresets: {}", "'equivalent' is 'all' or a list"),
+        ("presets: {}", "exactly the sections"),
+    ],
+)
+def test_bad_catalog_is_a_clear_error(tmp_path, text, message):
+    path = tmp_path / "presets.yml"
+    path.write_text(text)
+    with pytest.raises(engine.ConfigError, match=message):
+        engine.load_catalog(path)
+
+
+def _params(argv: list[str]) -> dict:
+    import argparse
+
+    from rl_zoo3.utils import StoreDict
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("-params", nargs="+", action=StoreDict, default={})
+    parser.add_argument("--algo")
+    parser.add_argument("-conf")
+    known, _ = parser.parse_known_args(argv)
+    return {"algo": known.algo, **known.params, **({"conf": known.conf} if known.conf else {})}
+
+
+@pytest.mark.parametrize(
+    "env, algo, discretized, expected",
+    [
+        ("CartPole-v1", "ppo", False, {"algo": "ppo"}),
+        ("CartPole-v1", "sppo", False, {"algo": "sppo"}),
+        ("CartPole-v1", "a2c", False, {"algo": "a2c"}),
+        ("CartPole-v1", "ppo_weighted", False, {"algo": "sppo", "alpha": 1.5, "beta": 0.0}),
+        ("Pendulum-v1", "ppo", True, {"algo": "sppo", "alpha": 1.0, "beta": 0.0}),
+        ("Pendulum-v1", "a2c", True, {"algo": "sa2c", "alpha": 1.0, "beta": 0.0}),
+        ("Pendulum-v1", "ppo_weighted", True, {"algo": "sppo", "alpha": 20.5, "beta": 0.0}),
+    ],
+)
+def test_algorithm_names_map_to_zoo_runs(tmp_path, env, algo, discretized, expected):
+    run = engine.Run(algo, env, "clean", 0, 1000, 2, 1, discretized)
+    assert _params(engine.zoo_argv(run, tmp_path)) == expected
+
+
+def test_noise_setting_becomes_the_callback_entry(tmp_path):
+    params = _params(engine.zoo_argv(engine.Run("sa2c", "CartPole-v1", "flip:0.1", 0, 1000, 2, 1), tmp_path))
+    assert params["callback"] == [{"sb3_symmetric.noise.RewardNoiseCallback": {"kind": "flip", "p": 0.1}}]
+    with pytest.raises(engine.ConfigError, match="Unknown noise setting"):
+        engine.noise_callback("normal:0.1")
+
+
+@pytest.mark.parametrize("algo, knobs", [("ppo_equiv", None), ("ppo_vf", ("vf_coef",)), ("ppo_gn", ("max_grad_norm",))])
+def test_stock_ppo_equivalents_get_the_mapped_sppo_entry(tmp_path, monkeypatch, algo, knobs):
+    """ppo_equiv / ppo_vf / ...: stock PPO with ppo_equivalent() of sppo.yml's entry (the function is stubbed here)."""
+    import yaml
+
+    import sb3_symmetric
+
+    calls = []
+
+    def stub(alpha=0.5, beta=1.0, rce_z=-1.0, *, knobs=None, **ppo_kwargs):
+        calls.append((alpha, beta, rce_z, knobs, ppo_kwargs))
+        w = alpha + beta * abs(rce_z)
+        policy_kwargs = {**ppo_kwargs.get("policy_kwargs", {}), "optimizer_kwargs": {"eps": 1e-5 / w}}
+        return {**ppo_kwargs, "vf_coef": 0.5 / w, "policy_kwargs": policy_kwargs}
+
+    monkeypatch.setattr(sb3_symmetric, "ppo_equivalent", stub, raising=False)
+    run = engine.Run(algo, "Pendulum-v1", "gaussian:0.05", 0, 1000, 2, 1, discretized=True)
+    argv = engine.zoo_argv(run, tmp_path)
+    params = _params(argv)
+    assert params["algo"] == "ppo" and params["conf"] == str(tmp_path / "conf.yml")
+    entry = engine.zoo_entry("sppo", "Pendulum-v1")
+    alpha, beta, rce_z, given_knobs, kwargs = calls[0]
+    assert (alpha, beta, rce_z) == (entry["alpha"], entry["beta"], entry["rce_z"]) and given_knobs == knobs
+    assert not {"alpha", "beta", "rce_z", "n_envs", "n_timesteps", "policy"} & set(kwargs)
+    written = yaml.safe_load((tmp_path / "conf.yml").read_text())["Pendulum-v1"]
+    w = entry["alpha"] + entry["beta"] * abs(entry["rce_z"])
+    assert written["vf_coef"] == pytest.approx(0.5 / w) and written["n_envs"] == entry["n_envs"]
+    assert written["env_wrapper"] == entry["env_wrapper"] and "alpha" not in written
+    # RL-Zoo evaluates policy_kwargs strings with torch's nn in scope: the written one must evaluate back
+    from torch import nn  # noqa: F401
+
+    assert eval(written["policy_kwargs"])["optimizer_kwargs"]["eps"] == pytest.approx(1e-5 / w)
+
+
+def test_equivalent_without_the_function_is_a_clear_error(tmp_path, monkeypatch):
+    import sb3_symmetric
+
+    monkeypatch.delattr(sb3_symmetric, "ppo_equivalent", raising=False)
+    with pytest.raises(engine.ConfigError, match=r"needs sb3_symmetric\.ppo_equivalent"):
+        engine.zoo_argv(engine.Run("ppo_equiv", "CartPole-v1", "clean", 0, 1000, 2, 1), tmp_path)
+
+
+def test_run_identity_changes_with_everything_that_changes_a_result(monkeypatch):
+    code = engine.code_version()
+    run = engine.Run("sppo", "CartPole-v1", "flip:0.1", 0, 2000, 5, 5)
+    key = engine.run_key(run, code)
+    assert key.startswith("flip0.1/CartPole-v1/sppo/seed0/2000@")
+    changed = [
+        engine.Run("sppo", "CartPole-v1", "flip:0.1", 0, 2001, 5, 5),  # budget
+        engine.Run("sppo", "CartPole-v1", "flip:0.2", 0, 2000, 5, 5),  # noise
+        engine.Run("sppo", "CartPole-v1", "flip:0.1", 1, 2000, 5, 5),  # seed
+        engine.Run("sppo", "CartPole-v1", "flip:0.1", 0, 2000, 4, 5),  # evaluation schedule
+        engine.Run("sppo", "CartPole-v1", "flip:0.1", 0, 2000, 5, 5, device="cuda"),
+        engine.Run("sppo", "CartPole-v1", "flip:0.1", 0, 2000, 5, 5, overrides=(("learning_rate", "1e-3"),)),
+    ]
+    keys = {engine.run_key(other, code) for other in changed}
+    assert len(keys) == len(changed) and key not in keys
+    assert engine.run_key(run, {**code, "hash": "0" * 16}) != key  # code changed
+    assert engine.run_key(run, {**code, "libraries": {**code["libraries"], "torch": "0"}}) != key
+    assert engine.run_key(run, {**code, "commit": "x" * 40, "dirty": True}) == key  # a docs-only commit keeps runs
+
+
+def test_code_hash_covers_the_package_and_its_yaml():
+    names = {path.name for path in engine.code_files()}
+    assert {"sppo.py", "losses.py", "noise.py", "sppo.yml", "sa2c.yml"} <= names
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--preset", "classic", "--envs", "CartPol"], "--envs 'CartPol' is not in preset 'classic'"),
+        (["--preset", "classic", "--algos", "ppo2"], "--algos 'ppo2' is not in preset 'classic'"),
+        (["--preset", "classic", "--seeds", "0"], "--seeds must be at least 1"),
+        (["--preset", "clasic"], "unknown preset 'clasic'"),
+        (["--preset", "classic", "--budget-scale", "0"], "--budget-scale must be a positive number"),
+        (["--worker", "--storage", "/nonexistent/x.log", "--study-name", "s"], "no grid storage at"),
+    ],
+)
+def test_bad_arguments_are_clear_errors(tmp_path, args, message):
+    done = grid(*args, "--work-dir", str(tmp_path))
+    assert done.returncode == 2 and message in done.stderr, done.stderr[-2000:]
+    assert not list(tmp_path.iterdir())
+
+
+def test_messages_and_resume_commands_hide_the_database_password():
+    url = "postgresql://user:s3cret@db.example:5432/grid"
+    assert engine.shown(f"python -m benchmarks.grid --storage {url}", url) == (
+        "python -m benchmarks.grid --storage postgresql://user:***@db.example:5432/grid"
+    )
+    assert engine.shown("at runs/grid.log", "runs/grid.log") == "at runs/grid.log"
+
+
+def test_report_refuses_to_overwrite_committed_results(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.report", "--preset", "classic", "--out", "benchmarks/results"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2 and "holds committed results; pass --overwrite" in done.stderr
+
+
+def test_robustness_sweep_is_grid_runs_with_shared_configurations(tmp_path):
+    from benchmarks import robustness
+
+    configs = robustness.sample_configs(3, seed=0)
+    runs = robustness.plan_runs(["CartPole-v1"], configs, {"CartPole-v1": 2000}, 0.1, 7, 10)
+    assert [(run.algo, run.seed) for run in runs] == [(algo, 7 + k) for k in range(3) for algo in ("ppo", "sppo")]
+    for k in range(3):
+        ppo, sppo = (_params(engine.zoo_argv(run, tmp_path)) for run in runs[2 * k : 2 * k + 2])
+        assert ppo["algo"] == "ppo" and sppo["algo"] == "sppo"
+        assert {key: ppo[key] for key in configs[k]} == configs[k] == {key: sppo[key] for key in configs[k]}
+        assert ppo["n_envs"] == sppo["n_envs"] == 8 and ppo["callback"] == sppo["callback"]
+        assert (sppo["alpha"], sppo["beta"], sppo["rce_z"]) == (0.5, 1.0, -1.0) and "alpha" not in ppo
+    keys = {engine.run_key(run, engine.code_version()) for run in runs}
+    assert len(keys) == len(runs)
+
+
+def test_runs_of_dead_or_nameless_workers_go_back_to_the_queue(tmp_path, monkeypatch):
+    """No training: a trial taken by a process that is gone, and one taken by nobody named, are re-queued once."""
+    from sb3_symmetric import tuning
+
+    study = engine.open_study(str(tmp_path / "grid.log"), "g", create=True)
+    runs = [engine.Run("ppo", "CartPole-v1", "clean", seed, 2000, 5, 5) for seed in range(3)]
+    keys, added = engine.enqueue(study, runs)
+    assert added == 3 and engine.enqueue(study, runs)[1] == 0
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    taken = [engine._take(study) for _ in range(2)]
+    record = {**tuning.worker_record(taken[0].number), "pid": dead.pid, "started": "1"}
+    study._storage.set_trial_user_attr(taken[0]._trial_id, tuning.WORKER_ATTR, record)
+    nameless = study._pop_waiting_trial_id()  # a worker that died before naming itself
+    assert engine._recover(study) == [taken[0].number]  # the nameless one is young: it may still name itself
+    monkeypatch.setattr(engine, "ORPHAN_S", 0.0)
+    assert engine._recover(study) == [study._storage.get_trial(nameless).number]
+    counts = engine.progress(study, keys)
+    assert counts == {"total": 3, "finished": 0, "running": 1, "waiting": 2, "failed": 0}
+    assert engine.enqueue(study, runs)[1] == 0  # a re-queued run is not queued twice
+
+
+def test_incomplete_training_is_not_a_finished_run(tmp_path):
+    """RL-Zoo saves the model when interrupted: the step count, not the exit status, says whether a run finished."""
+    import io
+    import json
+    import zipfile
+
+    import numpy as np
+
+    run = engine.Run("ppo", "CartPole-v1", "clean", 0, 2000, 5, 2)
+    folder = tmp_path / "zoo" / "ppo" / "CartPole-v1_1"
+    folder.mkdir(parents=True)
+    np.savez(folder / "evaluations.npz", timesteps=[400, 800], results=[[1.0, 2.0], [3.0, 5.0]], ep_lengths=[[1, 2], [3, 5]])
+    for trained, finished in ((1024, False), (2048, True)):
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            archive.writestr("data", json.dumps({"num_timesteps": trained}))
+        (folder / "CartPole-v1.zip").write_bytes(buffer.getvalue())
+        result = engine.read_result(tmp_path, run)
+        assert (result is not None) == finished
+    assert result["final_return"] == 4.0 and result["timesteps"] == [400, 800]
+
+
+# ---------------------------------------------------------------- slow: real workers, kills, interrupts, resume
+
+
+@pytest.mark.slow
+def test_journal_grid_killed_worker_and_ctrl_c_resume_exactly_once(tmp_path, reference):
+    """``grid --workers 2``: SIGKILL one worker mid-run (replaced), then Ctrl-C the whole group; resume finishes."""
+    storage, work_dir = str(tmp_path / "grid.log"), tmp_path / "work"
+    command = [*GRID, "--workers", "2", "--storage", storage, "--work-dir", str(work_dir)]
+    parent = start(command, tmp_path, "grid")
+    try:
+        interrupt_grid(parent, storage, work_dir, tmp_path)
+    finally:
+        if parent.poll() is None:
+            os.killpg(parent.pid, signal.SIGKILL)
+    resume_and_compare(storage, work_dir, tmp_path, reference)
+
+
+def interrupt_grid(parent: subprocess.Popen, storage: str, work_dir: Path, tmp_path: Path) -> None:
+    study = wait_for(lambda: study_when_created(storage), 120, "the study")
+    wait_for(lambda: running_trials(study) and training_children(work_dir), 180, "a training run")
+    victim = running_trials(study)[0].user_attrs["worker"]["pid"]
+    victim_run = wait_for(lambda: children_of(victim), 60, "the victim's training child")
+    time.sleep(3)
+    os.kill(victim, signal.SIGKILL)
+    wait_for(lambda: not [pid for pid in victim_run if Path(f"/proc/{pid}").exists()] or None, 30, "the victim's run to die")
+
+    def alive() -> list:
+        return [t for t in running_trials(study) if t.user_attrs["worker"]["pid"] != victim]
+
+    wait_for(lambda: len(alive()) == 2, 180, "the killed worker's replacement and run to start")
+    time.sleep(3)
+    os.killpg(parent.pid, signal.SIGINT)  # Ctrl-C in the terminal: the whole foreground group
+    assert parent.wait(timeout=120) == engine.EXIT_INTERRUPTED
+    output = (tmp_path / "grid.out").read_text()
+    assert "was killed by signal 9" in output and "Resume with:" in output and "benchmarks.grid --preset classic" in output
+    wait_for(lambda: not processes_mentioning(str(work_dir)), 30, "every worker and run to be gone")
+    states = [t.state.name for t in study.get_trials(deepcopy=False)]
+    assert states.count("COMPLETE") < N_RUNS and "RUNNING" not in states  # interrupted runs went back to the queue
+
+
+def resume_and_compare(storage: str, work_dir: Path, tmp_path: Path, reference) -> None:
+    resumed = grid(*GRID, "--workers", "1", "--storage", storage, "--work-dir", str(work_dir), timeout=900)
+    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-3000:]
+    assert_all_finished_once(engine.open_study(storage, "classic", create=False))
+    assert report_rows(storage, tmp_path / "report") == reference
+
+    again = grid(*GRID, "--enqueue-only", "--storage", storage)
+    assert again.returncode == 0 and ", 0 newly queued" in again.stdout and f"{N_RUNS} finished" in again.stdout
+    bigger = grid(*GRID[:-1], "0.2", "--enqueue-only", "--storage", storage)
+    assert bigger.returncode == 0 and f", {N_RUNS} newly queued" in bigger.stdout and "0 finished" in bigger.stdout
+
+
+@pytest.mark.slow
+def test_killing_the_grid_command_stops_its_workers_and_requeues(tmp_path):
+    """SIGKILL the grid command itself: its worker (death signal SIGTERM) puts the run back, its training dies."""
+    storage, work_dir = str(tmp_path / "grid.log"), tmp_path / "work"
+    parent = start([*GRID, "--workers", "1", "--storage", storage, "--work-dir", str(work_dir)], tmp_path, "grid")
+    try:
+        study = wait_for(lambda: study_when_created(storage), 120, "the study")
+        wait_for(lambda: running_trials(study) and training_children(work_dir), 180, "a training run")
+        time.sleep(2)
+        parent.kill()
+        assert parent.wait(timeout=30) == -signal.SIGKILL
+        wait_for(lambda: not processes_mentioning(str(work_dir)) or None, 60, "the worker and its run to end")
+    finally:
+        if parent.poll() is None:
+            os.killpg(parent.pid, signal.SIGKILL)
+    trials = study.get_trials(deepcopy=False)
+    assert [t.state.name for t in trials].count("RUNNING") == 0
+    assert sum(t.state.name == "WAITING" for t in trials) == N_RUNS
+    assert any("interrupted by signal 15" in t.user_attrs.get("error", "") for t in trials)
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.mark.slow
+def test_postgres_two_workers_sigkill_and_sigint_then_restart(tmp_path, postgres_url, reference):
+    """Two ``--worker`` processes (as on two machines) on a PostgreSQL study: SIGKILL one, SIGINT the other."""
+    enqueued = grid(*GRID, "--enqueue-only", "--storage", postgres_url)
+    assert enqueued.returncode == 0 and f"{N_RUNS} newly queued" in enqueued.stdout, enqueued.stderr[-2000:]
+    study = engine.open_study(postgres_url, "classic", create=False)
+    join = ["--worker", "--workers", "1", "--storage", postgres_url, "--study-name", "classic"]
+    workers = [start([*join, "--work-dir", str(tmp_path / f"work{k}")], tmp_path, f"worker{k}") for k in range(2)]
+    wait_for(
+        lambda: len(running_trials(study)) == 2 and all(training_children(tmp_path / f"work{k}") for k in range(2)),
+        180,
+        "both workers training",
+    )
+    time.sleep(3)
+    killed_child = training_children(tmp_path / "work0")
+    workers[0].send_signal(signal.SIGKILL)
+    os.killpg(workers[1].pid, signal.SIGINT)
+    assert workers[0].wait(timeout=30) == -signal.SIGKILL
+    assert workers[1].wait(timeout=120) == engine.EXIT_INTERRUPTED
+    wait_for(lambda: not processes_mentioning(str(tmp_path / "work")), 30, "no run left behind")
+    assert killed_child and not any(Path(f"/proc/{pid}").exists() for pid in killed_child)
+    trials = study.get_trials(deepcopy=False)
+    assert [t.state.name for t in trials].count("COMPLETE") == 0
+    assert sum(t.state.name == "RUNNING" for t in trials) == 1  # the killed worker's, until someone notices
+    assert sum(t.state.name == "WAITING" for t in trials) == N_RUNS - 1  # the interrupted run is back in the queue
+
+    restarted = grid(*join, "--work-dir", str(tmp_path / "work2"), timeout=900)
+    assert restarted.returncode == 0, restarted.stdout[-2000:] + restarted.stderr[-3000:]
+    assert_all_finished_once(study)
+    assert report_rows(postgres_url, tmp_path / "report") == reference
