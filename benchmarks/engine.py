@@ -375,10 +375,11 @@ def _param_text(value: Any) -> str:
     return str(value) if isinstance(value, _Literal) else python_literal(value)
 
 
-def zoo_argv(run: Run, folder: Path | str) -> list[str]:
+def zoo_argv(run: Run, folder: Path | str, write: bool = True) -> list[str]:
     """Arguments of ``python -m sb3_symmetric.zoo train`` for this run, logging into ``folder``.
 
-    A generated configuration (the stock-PPO equivalents) is written to ``folder/conf.yml``.
+    A generated configuration (the stock-PPO equivalents) is written to ``folder/conf.yml`` (with ``write``;
+    without it only named, as a dry run shows the command).
     """
     call = zoo_call(run)
     folder = Path(folder)
@@ -386,8 +387,9 @@ def zoo_argv(run: Run, folder: Path | str) -> list[str]:
     argv += ["--eval-freq", str(max(run.budget // run.n_evals, 1)), "--eval-episodes", str(run.eval_episodes)]
     argv += ["--num-threads", "1", "--device", run.device, "--verbose", "0", "-f", str(folder / "zoo")]
     if call.conf_entry is not None:
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "conf.yml").write_text(yaml.safe_dump({run.env: call.conf_entry}, sort_keys=True))
+        if write:
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "conf.yml").write_text(yaml.safe_dump({run.env: call.conf_entry}, sort_keys=True))
         argv += ["-conf", str(folder / "conf.yml")]
     elif call.conf_file is not None:
         argv += ["-conf", str(call.conf_file)]
@@ -396,8 +398,8 @@ def zoo_argv(run: Run, folder: Path | str) -> list[str]:
     return argv
 
 
-def zoo_command(run: Run, folder: Path | str) -> str:
-    return shlex.join(["python", "-m", "sb3_symmetric.zoo", "train", *zoo_argv(run, folder)])
+def zoo_command(run: Run, folder: Path | str, write: bool = True) -> str:
+    return shlex.join(["python", "-m", "sb3_symmetric.zoo", "train", *zoo_argv(run, folder, write)])
 
 
 def make_runs(
@@ -837,7 +839,7 @@ def work(
         result.update(
             wall_s=round(wall, 3),
             host=socket.gethostname(),
-            command=zoo_command(run, "<run folder>"),
+            command=zoo_command(run, "<run folder>", write=False),
             ran_with={"commit": code["commit"], "dirty": code["dirty"]},
         )
         import optuna

@@ -97,7 +97,7 @@ def _main(args: argparse.Namespace, given: list[str]) -> int:
         study = open_study(storage, study_name, create=False) if os.path.exists(storage) or "://" in storage else None
         done = set() if study is None else {key for key in _finished_keys(study)}
         for run in runs:
-            print(("[done] " if run_key(run, code) in done else "") + zoo_command(run, f"<{run.name}>"))
+            print(("[done] " if run_key(run, code) in done else "") + zoo_command(run, f"<{run.name}>", write=False))
         return 0
     study = open_study(storage, study_name, create=True)
     keys, added = enqueue(study, runs, code)

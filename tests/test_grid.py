@@ -255,6 +255,35 @@ def test_stock_ppo_equivalents_get_the_mapped_sppo_entry(tmp_path, monkeypatch, 
     assert eval(written["policy_kwargs"])["optimizer_kwargs"]["eps"] == pytest.approx(1e-5 / w)
 
 
+@pytest.mark.parametrize("algo, knobs", [("ppo_equiv", None), ("ppo_gn", ("max_grad_norm",))])
+def test_stock_ppo_equivalents_with_the_real_mapping(tmp_path, algo, knobs):
+    """The written -conf entry is what sb3_symmetric.ppo_equivalent gives for sppo.yml's MinAtar entry."""
+    import yaml
+
+    from sb3_symmetric import ppo_equivalent
+
+    run = engine.Run(algo, "MinAtar/Breakout-v1", "clean", 0, 1000, 2, 1)
+    engine.zoo_argv(run, tmp_path)
+    written = yaml.safe_load((tmp_path / "conf.yml").read_text())["MinAtar/Breakout-v1"]
+    entry = engine.zoo_entry("sppo", "MinAtar/Breakout-v1")
+    expected = ppo_equivalent(entry["alpha"], entry["beta"], entry["rce_z"], knobs=knobs, vf_coef=entry.get("vf_coef", 0.5))
+    assert written["vf_coef"] == pytest.approx(expected["vf_coef"])
+    w = entry["alpha"] + entry["beta"] * abs(entry["rce_z"])
+    assert written["max_grad_norm"] == pytest.approx(entry.get("max_grad_norm", 0.5) / w)
+    if knobs is not None:
+        assert written["vf_coef"] == pytest.approx(entry.get("vf_coef", 0.5))
+
+
+def test_dry_run_prints_every_command_and_writes_nothing(tmp_path):
+    storage = tmp_path / "grid.log"
+    done = grid("--preset", "minatar", "--seeds", "1", "--envs", "MinAtar/Breakout-v1", "--dry-run", "--storage", str(storage))
+    assert done.returncode == 0, done.stderr[-2000:]
+    commands = [line for line in done.stdout.splitlines() if "sb3_symmetric.zoo train" in line]
+    preset = engine.get_preset("minatar")
+    assert len(commands) == len(preset.algos) * 2
+    assert not list(tmp_path.iterdir()) and not list(ROOT.glob("<*"))
+
+
 def test_equivalent_without_the_function_is_a_clear_error(tmp_path, monkeypatch):
     import sb3_symmetric
 
