@@ -122,7 +122,7 @@ def final_scores(runs: list[dict]) -> np.ndarray:
 
 
 def paper_figures(env: str) -> tuple[str, str] | None:
-    """paper.md's PPO and SPPO figures for an Atari env id (either naming), None where it has none."""
+    """The paper's PPO and SPPO figures (docs/paper.rst, "Results") for an Atari env id, None where it has none."""
     game = env.removeprefix("ALE/").split("NoFrameskip")[0].split("-v")[0]
     return PAPER_ATARI.get(game)
 
@@ -138,7 +138,7 @@ def tables(cells: dict, reps: int) -> tuple[str, list[list]]:
         lines += [f"### {SETTING_TITLES.get(setting, setting)}", ""]
         lines += ["Final evaluation return, IQM [95% CI] over seeds (n = seeds).", ""]
         paper = [paper_figures(env) for env in envs]
-        extra = ["paper.md PPO / SPPO (5M steps)"] if any(paper) else []
+        extra = ["paper PPO / SPPO (5M steps)"] if any(paper) else []
         header = ["env", "budget", *(label(a, False).replace("|", "\\|") for a in algos), *extra]
         lines += ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
         for env in envs:

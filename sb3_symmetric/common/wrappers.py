@@ -1,4 +1,4 @@
-"""Action discretization for continuous control (paper.md section 3)."""
+"""Action discretization for continuous control (docs/paper.rst, "Continuous actions")."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ class DiscretizeAction(gym.ActionWrapper):
 
     Bin ``k`` of a dimension maps to ``low + k * (high - low) / (n_bins - 1)``: ``n_bins`` evenly spaced
     values from ``low`` to ``high``, both included. The paper discretizes every MuJoCo / Box2D task
-    into 11 bins per dimension (paper.md section 3). For a vectorized env, pass it as
+    into 11 bins per dimension (docs/paper.rst, "Continuous actions"). For a vectorized env, pass it as
     ``make_vec_env(env_id, wrapper_class=DiscretizeAction, wrapper_kwargs=dict(n_bins=11))``.
 
     :param env: environment with a bounded ``Box`` action space
