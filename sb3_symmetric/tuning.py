@@ -538,7 +538,6 @@ _ORIGINALS: dict[str, Callable[..., Any]] = {}
 def _apply_study_defaults(manager: Any) -> None:
     if manager.storage is None:
         manager.storage = default_storage(manager.log_folder, manager.algo, manager.env_name.gym_id)
-        Path(manager.storage).parent.mkdir(parents=True, exist_ok=True)
     if manager.study_name is None:
         manager.study_name = default_study_name(manager.algo, manager.env_name.gym_id)
 
@@ -568,6 +567,9 @@ def _hyperparameters_optimization(self: Any) -> None:
     """RL-Zoo's sweep, into a persistent study whose trials survive dead workers and restarts."""
     if self.algo not in SYMMETRIC_ALGOS:
         return _ORIGINALS["hyperparameters_optimization"](self)
+    if self.storage is None:
+        # The default journal's folder is ours to create; a --storage folder the user names must exist.
+        Path(default_storage(self.log_folder, self.algo, self.env_name.gym_id)).parent.mkdir(parents=True, exist_ok=True)
     _apply_study_defaults(self)
     with _one_line_errors(self.storage):
         _optimize(self)
