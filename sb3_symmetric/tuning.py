@@ -4,16 +4,19 @@
 
 - adds samplers and converters for "sppo" and "sa2c" to RL-Zoo: RL-Zoo's PPO / A2C search spaces plus the
   symmetric loss weights ``alpha``, ``beta`` and ``rce_z``, so ``-optimize`` and ``--trial-id`` work;
-- replaces three ``ExperimentManager`` methods, for these two algorithms only, so that a sweep loses nothing:
+- replaces four ``ExperimentManager`` methods, for these two algorithms only, so that a sweep loses nothing:
 
-  - ``hyperparameters_optimization``: the study lives in a persistent storage (a journal file by default), each
-    worker runs trials until the *study* holds the requested number of finished trials, and trials of killed
-    workers are failed and re-queued instead of counting as running forever;
+  - ``hyperparameters_optimization``: the study lives in a persistent storage (a journal file by default);
+    ``--n-trials`` counts this worker's trials and ``--max-total-trials`` the study's finished ones, as in RL-Zoo;
+    trials of killed or interrupted workers are failed and re-queued instead of counting as running forever;
+    the report is RL-Zoo's (``report_*.csv`` and ``report_*.pkl``); a lost database ends the worker with one line;
   - ``load_trial``: opens the storage the same way and looks the trial up by its number;
-  - ``read_hyperparameters``: ``--trial-id 0`` replays trial 0 (RL-Zoo tests the id for truth and skips it).
+  - ``read_hyperparameters``: ``--trial-id 0`` replays trial 0 (RL-Zoo tests the id for truth and skips it);
+  - ``_save_config``: masks the database password in the ``args.yml`` and ``command.txt`` saved with a model.
 
 Storages (``--storage``): a path ending in ``.log`` (Optuna journal file, one machine), ``sqlite:///file.db``
-(one machine) or ``postgresql://user@host:port/db`` (many machines).
+(one machine) or ``postgresql://user@host:port/db`` (many machines). Every message shows a database URL with its
+password masked. docs/sweeps.rst is the user's guide.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ import contextlib
 import importlib.util
 import inspect
 import os
+import pickle
+import re
 import socket
 import sys
 import time
@@ -68,6 +73,54 @@ STORAGE_FORMS = (
 
 class StorageError(ValueError):
     """The ``--storage`` value is malformed, or the database it names cannot be reached."""
+
+
+class StorageLost(BaseException):
+    """The database went away during a sweep; a BaseException so that Optuna does not try to record the trial in it."""
+
+
+# "scheme://user:password@" in a URL or in any text holding one
+_PASSWORD_IN_URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:)[^@\s]*@")
+
+
+def mask_password(text: str) -> str:
+    """``text`` with the password of every ``scheme://user:password@host`` URL in it replaced by ``***``."""
+    return _PASSWORD_IN_URL.sub(r"\1***@", text)
+
+
+def is_connection_lost(error: BaseException) -> bool:
+    """Whether ``error``, or an exception it was raised from or during, says the database cannot be reached."""
+    import sqlalchemy
+
+    lost = (StorageLost, sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)
+    return any(
+        isinstance(link, lost) or (isinstance(link, sqlalchemy.exc.DBAPIError) and link.connection_invalidated)
+        for link in _chain(error)
+    )
+
+
+def _chain(error: BaseException) -> list[BaseException]:
+    """``error`` and the exceptions it was raised from or during, outermost first."""
+    chain: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and all(current is not seen for seen in chain):
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+def storage_lost_message(storage: str, error: BaseException) -> str:
+    """One line naming the storage (password masked), the database driver's own reason, and what to do."""
+    chain = _chain(error)
+    # SQLAlchemy keeps the driver's exception as .orig; its first line is the server's or the socket's reason.
+    sources = [orig for link in chain if (orig := getattr(link, "orig", None)) is not None] or chain[-1:]
+    lines = str(sources[0]).strip().splitlines()
+    reason = f" ({mask_password(lines[0])})" if lines and not isinstance(sources[0], StorageLost) else ""
+    return (
+        f"lost the Optuna database {mask_password(storage)!r}{reason}. Start the database again and rerun the same "
+        "command: the study resumes, and trials left RUNNING are failed and re-queued "
+        "(docs/sweeps.rst, 'Failures and resuming')."
+    )
 
 
 def sample_symmetric_params(trial: optuna.Trial) -> dict[str, float]:
@@ -127,20 +180,24 @@ def heartbeat_interval_from_env() -> int:
     return interval
 
 
-def open_storage(storage: str, heartbeat_interval: int | None = None) -> BaseStorage:
+def open_storage(storage: str, heartbeat_interval: int | None = None, create_folder: bool = False) -> BaseStorage:
     """Open the Optuna storage named by a ``--storage`` value, or raise :class:`StorageError` saying what to fix.
 
     :param storage: a ``.log`` journal path, a ``sqlite:///`` URL or a PostgreSQL / MySQL URL
     :param heartbeat_interval: database storages only: seconds between heartbeats of running trials; a trial
         without a heartbeat for twice as long is failed and re-queued by the next worker that starts a trial.
         ``None`` turns heartbeats off (enough for reading a study).
+    :param create_folder: create the folder of a journal or SQLite file if it is missing; by default a missing
+        folder is an error, since it usually means a typo in the path
     """
     storage = storage.strip()
     if not storage:
         raise StorageError(f"--storage is empty; pass {STORAGE_FORMS}")
     if "://" not in storage:
         if storage.endswith(".log"):
-            return _journal_storage(storage)
+            _check_folder(storage, storage, create_folder)
+            # The default symlink lock is broken after 30 s if a worker died holding it, so a kill cannot block the others.
+            return JournalStorage(JournalFileBackend(storage))
         if storage.endswith((".db", ".sqlite", ".sqlite3")):
             raise StorageError(f"--storage {storage!r} looks like an SQLite file; write it as 'sqlite:///{storage}'")
         raise StorageError(f"--storage {storage!r} is not a storage Optuna can share between workers; pass {STORAGE_FORMS}")
@@ -149,23 +206,31 @@ def open_storage(storage: str, heartbeat_interval: int | None = None) -> BaseSto
     try:
         url = sqlalchemy.engine.make_url(storage)
     except (sqlalchemy.exc.ArgumentError, ValueError) as error:
-        raise StorageError(f"--storage {storage!r} is not a valid database URL ({error}); pass {STORAGE_FORMS}") from None
+        raise StorageError(
+            f"--storage {mask_password(storage)!r} is not a valid database URL ({mask_password(str(error))}); "
+            f"pass {STORAGE_FORMS}"
+        ) from None
     backend = url.get_backend_name()
     if backend == "sqlite":
-        return _sqlite_storage(url, heartbeat_interval)
+        return _sqlite_storage(url, heartbeat_interval, create_folder)
     if backend in ("postgresql", "mysql"):
         return _server_storage(url, heartbeat_interval)
     raise StorageError(f"--storage {_safe(url)!r}: unsupported scheme {url.drivername!r}; pass {STORAGE_FORMS}")
 
 
 def _safe(url: Any) -> str:
-    return url.render_as_string(hide_password=True)
+    return str(url.render_as_string(hide_password=True))
 
 
-def _journal_storage(path: str) -> JournalStorage:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    # The default symlink lock is broken after 30 s if a worker died holding it, so a kill cannot block the others.
-    return JournalStorage(JournalFileBackend(path))
+def _check_folder(storage: str, path: str, create_folder: bool) -> None:
+    folder = Path(path).parent
+    if create_folder:
+        folder.mkdir(parents=True, exist_ok=True)
+    elif not folder.is_dir():
+        raise StorageError(
+            f"--storage {storage!r}: the folder {str(folder)!r} does not exist. Create it first "
+            f"(mkdir -p {folder}) or correct the path; sb3_symmetric does not create folders for a --storage."
+        )
 
 
 def _retry_callback() -> Callable[[optuna.Study, FrozenTrial], None]:
@@ -174,6 +239,17 @@ def _retry_callback() -> Callable[[optuna.Study, FrozenTrial], None]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ExperimentalWarning)
         return retry(max_retry=MAX_RETRY)
+
+
+class _SweepRDBStorage(RDBStorage):
+    """RDBStorage whose heartbeat thread stays quiet when the database is gone (the main thread reports it once)."""
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        try:
+            super().record_heartbeat(trial_id)
+        except Exception as error:
+            if not is_connection_lost(error):
+                raise
 
 
 def _rdb_storage(url: str, engine_kwargs: dict[str, Any], heartbeat_interval: int | None) -> RDBStorage:
@@ -191,7 +267,7 @@ def _rdb_storage(url: str, engine_kwargs: dict[str, Any], heartbeat_interval: in
             kwargs[callback_arg] = _retry_callback()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ExperimentalWarning)
-        return RDBStorage(url, **kwargs)
+        return _SweepRDBStorage(url, **kwargs)
 
 
 @contextlib.contextmanager
@@ -209,12 +285,12 @@ def _file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _sqlite_storage(url: Any, heartbeat_interval: int | None) -> RDBStorage:
+def _sqlite_storage(url: Any, heartbeat_interval: int | None, create_folder: bool) -> RDBStorage:
     database = url.database
     if not database or database == ":memory:":
         raise StorageError(f"--storage {_safe(url)!r}: an in-memory SQLite database cannot be shared; name a file")
     path = Path(database)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _check_folder(_safe(url), database, create_folder)
     # Workers wait up to a minute for SQLite's write lock instead of failing with "database is locked".
     engine_kwargs = {"connect_args": {"timeout": 60}}
     # Two workers creating a fresh database at once race on CREATE TABLE; a file lock makes the creation one at a time.
@@ -243,9 +319,9 @@ def _server_storage(url: Any, heartbeat_interval: int | None) -> RDBStorage:
     except sqlalchemy.exc.DBAPIError as error:
         reason = str(error.orig).strip().splitlines()[0] if error.orig is not None else str(error)
         raise StorageError(
-            f"cannot connect to the Optuna database {_safe(url)!r}: {reason}. "
+            f"cannot connect to the Optuna database {_safe(url)!r}: {mask_password(reason)}. "
             "Check that the server is running and reachable, and that the user and database exist "
-            "(README, 'Optuna sweeps')."
+            "(docs/sweeps.rst, 'Many machines')."
         ) from None
     finally:
         probe.dispose()
@@ -272,7 +348,7 @@ def load_study(storage: str, study_name: str) -> optuna.Study:
         return optuna.load_study(study_name=study_name, storage=opened)
     except KeyError:
         names = optuna.get_all_study_names(storage=opened)
-        raise StorageError(f"no study named {study_name!r} in {storage!r}; it holds {names}") from None
+        raise StorageError(f"no study named {study_name!r} in {mask_password(storage)!r}; it holds {names}") from None
 
 
 def _read_first_line(path: str) -> str:
@@ -363,6 +439,62 @@ def count_trials(study: optuna.Study) -> tuple[int, int]:
     return len(trials) - running, running
 
 
+def _owned(objective: Callable[[optuna.Trial], float]) -> Callable[[optuna.Trial], float]:
+    """The objective, marking its trial with this worker and turning a lost database into :class:`StorageLost`."""
+
+    def owned_objective(trial: optuna.Trial) -> float:
+        try:
+            trial.set_user_attr(WORKER_ATTR, worker_record(trial.number))
+            return objective(trial)
+        except Exception as error:
+            if is_connection_lost(error):
+                # Optuna would try to record the failure in the lost database and bury the reason in a long traceback.
+                raise StorageLost() from error
+            raise
+
+    return owned_objective
+
+
+def _fail_abandoned_trials(study: optuna.Study) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        # Optuna only does this when a trial starts; a worker waiting for the last trials must do it too.
+        optuna.storages.fail_stale_trials(study)
+    failed = fail_dead_local_trials(study)
+    if failed:
+        print(f"Failed and re-queued trials {failed}: their worker process is gone")
+
+
+def requeue_interrupted_trials(study: optuna.Study) -> list[int]:
+    """Queue again the failed trials this process was running (Ctrl-C), unless already queued or out of retries.
+
+    :return: the numbers of the trials queued again
+    """
+    me, machine = os.getpid(), _machine_id()
+    trials = study.get_trials(deepcopy=False)
+    retried = {number for trial in trials for number in trial.system_attrs.get("retry_history", ())}
+    queued = []
+    for trial in trials:
+        record = trial.user_attrs.get(WORKER_ATTR)
+        if (
+            trial.state == TrialState.FAIL
+            and trial.number not in retried
+            and isinstance(record, dict)
+            and (record.get("pid"), record.get("machine"), record.get("trial")) == (me, machine, trial.number)
+        ):
+            before = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+            _retry_callback()(study, trial)
+            if len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,))) > before:
+                queued.append(trial.number)
+    return queued
+
+
+def optimize_trials(study: optuna.Study, objective: Callable[[optuna.Trial], float], n_trials: int, n_jobs: int = 1) -> None:
+    """Run ``n_trials`` trials in this worker (RL-Zoo's ``--n-trials``), re-queued trials of dead workers first."""
+    _fail_abandoned_trials(study)
+    study.optimize(_owned(objective), n_trials=n_trials, n_jobs=n_jobs, gc_after_trial=True)
+
+
 def optimize_to_total(
     study: optuna.Study,
     objective: Callable[[optuna.Trial], float],
@@ -378,10 +510,6 @@ def optimize_to_total(
     With several workers the study may end up to ``workers - 1`` trials above ``total``.
     """
 
-    def owned_objective(trial: optuna.Trial) -> float:
-        trial.set_user_attr(WORKER_ATTR, worker_record(trial.number))
-        return objective(trial)
-
     def stop_at_total(study: optuna.Study, _trial: FrozenTrial) -> None:
         finished, running = count_trials(study)
         if finished + running >= total:
@@ -389,13 +517,7 @@ def optimize_to_total(
 
     told_waiting = False
     while True:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ExperimentalWarning)
-            # Optuna only does this when a trial starts; a worker waiting for the last trials must do it too.
-            optuna.storages.fail_stale_trials(study)
-        failed = fail_dead_local_trials(study)
-        if failed:
-            print(f"Failed and re-queued trials {failed}: their worker process is gone")
+        _fail_abandoned_trials(study)
         finished, running = count_trials(study)
         if finished >= total:
             return
@@ -406,7 +528,7 @@ def optimize_to_total(
             time.sleep(poll_interval)
             continue
         told_waiting = False
-        study.optimize(owned_objective, n_jobs=n_jobs, callbacks=[stop_at_total], gc_after_trial=True)
+        study.optimize(_owned(objective), n_jobs=n_jobs, callbacks=[stop_at_total], gc_after_trial=True)
 
 
 # RL-Zoo's methods that the replacements below fall back to for every other algorithm.
@@ -428,50 +550,104 @@ def _count_existing_trials(storage: BaseStorage, study_name: str) -> int:
     return len(storage.get_all_trials(study_id, deepcopy=False))
 
 
-def _hyperparameters_optimization(self: Any) -> None:
-    """Sweep into a persistent study up to a total number of finished trials (see :func:`optimize_to_total`)."""
-    if self.algo not in SYMMETRIC_ALGOS:
-        return _ORIGINALS["hyperparameters_optimization"](self)
-    _apply_study_defaults(self)
-    total = self.max_total_trials if self.max_total_trials is not None else self.n_trials
+@contextlib.contextmanager
+def _one_line_errors(storage: str | None) -> Iterator[None]:
+    """Turn a bad ``--storage`` or a database lost on the way into one line on stderr and exit status 1."""
     try:
-        storage = open_storage(self.storage, heartbeat_interval_from_env())
+        yield
     except StorageError as error:
         raise SystemExit(f"sb3_symmetric: {error}") from None
-    if self.tensorboard_log is not None:
+    except (Exception, StorageLost) as error:
+        if storage is None or not is_connection_lost(error):
+            raise
+        raise SystemExit(f"sb3_symmetric: {storage_lost_message(storage, error)}") from None
+
+
+def _hyperparameters_optimization(self: Any) -> None:
+    """RL-Zoo's sweep, into a persistent study whose trials survive dead workers and restarts."""
+    if self.algo not in SYMMETRIC_ALGOS:
+        return _ORIGINALS["hyperparameters_optimization"](self)
+    if self.storage is None:
+        # The default journal's folder is ours to create; a --storage folder the user names must exist.
+        Path(default_storage(self.log_folder, self.algo, self.env_name.gym_id)).parent.mkdir(parents=True, exist_ok=True)
+    _apply_study_defaults(self)
+    with _one_line_errors(self.storage):
+        _optimize(self)
+
+
+def _optimize(manager: Any) -> None:
+    if manager.verbose > 0:
+        print("Optimizing hyperparameters")
+    storage = open_storage(manager.storage, heartbeat_interval_from_env())
+    if manager.tensorboard_log is not None:
         warnings.warn("Tensorboard log is deactivated when running hyperparameter optimization", stacklevel=2)
-        self.tensorboard_log = None
+        manager.tensorboard_log = None
 
     # Offset the sampler seed by the trials already stored, so a restarted worker does not redraw the same configs.
-    seed = self.seed
-    self.seed = (seed + _count_existing_trials(storage, self.study_name)) % 2**32
+    seed = manager.seed
+    manager.seed = (seed + _count_existing_trials(storage, manager.study_name)) % 2**32
     try:
-        sampler = self._create_sampler(self.sampler)
+        sampler = manager._create_sampler(manager.sampler)
     finally:
-        self.seed = seed
+        manager.seed = seed
+    if manager.verbose > 0:
+        print(f"Sampler: {manager.sampler} - Pruner: {manager.pruner}")
     study = optuna.create_study(
         sampler=sampler,
-        pruner=self._create_pruner(self.pruner),
+        pruner=manager._create_pruner(manager.pruner),
         storage=storage,
-        study_name=self.study_name,
+        study_name=manager.study_name,
         load_if_exists=True,
         direction="maximize",
     )
     if "command" not in study.user_attrs:
-        study.set_user_attr("command", " ".join(sys.orig_argv))
-        for key in sorted(self._hyperparams):
-            study.set_user_attr(key, str(self._hyperparams[key]))
+        study.set_user_attr("command", mask_password(" ".join(sys.orig_argv)))
+        for key in sorted(manager._hyperparams):
+            study.set_user_attr(key, str(manager._hyperparams[key]))
     finished, _ = count_trials(study)
-    print(f"Study {self.study_name!r} in {self.storage}: {finished} finished trials, target {total}")
-    # Ctrl-C ends this worker's sweep (its running trial is marked FAIL by Optuna) but still prints the report.
-    with contextlib.suppress(KeyboardInterrupt):
-        optimize_to_total(study, self.objective, total, n_jobs=self.n_jobs)
-    _report(self, study)
+    where = f"Study {manager.study_name!r} in {mask_password(manager.storage)}: {finished} finished trials"
+    try:
+        if manager.max_total_trials is not None:
+            print(f"{where}, target {manager.max_total_trials} for the study (--max-total-trials)")
+            optimize_to_total(study, manager.objective, manager.max_total_trials, n_jobs=manager.n_jobs)
+        else:
+            print(f"{where}; this worker runs {manager.n_trials} more (--n-trials)")
+            optimize_trials(study, manager.objective, manager.n_trials, n_jobs=manager.n_jobs)
+    except KeyboardInterrupt:
+        # Ctrl-C ends this worker's sweep (Optuna marks its running trial FAIL); the trial goes back in the queue.
+        queued = requeue_interrupted_trials(study)
+        if queued:
+            print(f"Interrupted: trials {queued} are queued again for the next worker")
+    _report(manager, study)
+
+
+def offline_copy(study: optuna.Study) -> optuna.Study:
+    """An in-memory copy of a study, for the pickled report: it opens without the database and holds no password."""
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # not "A new study created in memory"
+    try:
+        copy = optuna.create_study(study_name=study.study_name, directions=study.directions)
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+    for key, value in study.user_attrs.items():
+        copy.set_user_attr(key, value)
+    copy.add_trials(study.get_trials(deepcopy=True))
+    return copy
+
+
+def report_path(manager: Any) -> Path:
+    """RL-Zoo's report name, no suffix: ``<log folder>/<algo>/report_<env>_<n>-trials-<steps>-<sampler>-<pruner>_<time>``."""
+    name = (
+        f"report_{manager.env_name}_{manager.n_trials}-trials-{manager.n_timesteps}"
+        f"-{manager.sampler}-{manager.pruner}_{int(time.time())}"
+    )
+    return Path(manager.log_folder) / manager.algo / name
 
 
 def _report(manager: Any, study: optuna.Study) -> None:
     trials = study.get_trials(deepcopy=False)
     states = {state.name: sum(trial.state == state for trial in trials) for state in TrialState}
+    print("Number of finished trials: ", sum(trial.state in FINISHED_STATES for trial in trials))
     print("Trials by state:", {name: count for name, count in states.items() if count})
     completed = [trial for trial in trials if trial.state == TrialState.COMPLETE]
     if completed:
@@ -482,29 +658,45 @@ def _report(manager: Any, study: optuna.Study) -> None:
         print(
             "Replay it: rl_zoo3 train "
             f"--algo {manager.algo} --env {manager.env_name.gym_id} "
-            f"--storage {manager.storage} --study-name {manager.study_name} --trial-id {best.number}"
+            f"--storage {mask_password(manager.storage)} --study-name {manager.study_name} --trial-id {best.number}"
         )
-    report = Path(manager.log_folder) / manager.algo / f"report_{manager.env_name}_{manager.study_name}_{int(time.time())}.csv"
-    report.parent.mkdir(parents=True, exist_ok=True)
-    study.trials_dataframe().to_csv(report)
-    print(f"Wrote {report}")
+    path = report_path(manager)
+    if manager.verbose:
+        print(f"Writing report to {path}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    study.trials_dataframe().to_csv(f"{path}.csv")
+    copy = offline_copy(study)
+    with open(f"{path}.pkl", "wb") as file:
+        pickle.dump(copy, file)
+    if not manager.no_optim_plots:
+        _show_plots(copy)
+
+
+def _show_plots(study: optuna.Study) -> None:
+    """RL-Zoo's two plots (optimization history, parameter importances), skipped when they cannot be drawn."""
+    from optuna.visualization import plot_optimization_history, plot_param_importances
+
+    try:
+        figures = (plot_optimization_history(study), plot_param_importances(study))
+    except (ValueError, ImportError, RuntimeError):
+        return
+    for figure in figures:
+        figure.show()
 
 
 def _load_trial(self: Any, storage: str, study_name: str, trial_id: int | None = None, convert: bool = True) -> dict[str, Any]:
     """Read a stored trial's parameters by trial number (the best trial when ``trial_id`` is None)."""
     if self.algo not in SYMMETRIC_ALGOS:
         return _ORIGINALS["load_trial"](self, storage, study_name, trial_id, convert)
-    try:
+    with _one_line_errors(storage):
         study = load_study(storage, study_name)
-    except StorageError as error:
-        raise SystemExit(f"sb3_symmetric: {error}") from None
-    if trial_id is None:
-        trial = study.best_trial
-    else:
-        matches = [trial for trial in study.get_trials(deepcopy=False) if trial.number == trial_id]
-        if not matches:
-            raise SystemExit(f"sb3_symmetric: study {study_name!r} has no trial number {trial_id}")
-        trial = matches[0]
+        if trial_id is None:
+            trial = study.best_trial
+        else:
+            matches = [trial for trial in study.get_trials(deepcopy=False) if trial.number == trial_id]
+            if not matches:
+                raise SystemExit(f"sb3_symmetric: study {study_name!r} has no trial number {trial_id}")
+            trial = matches[0]
     if trial.state != TrialState.COMPLETE:
         print(f"Warning: trial {trial.number} is {trial.state.name}, replaying its parameters anyway")
     from rl_zoo3.hyperparams_opt import HYPERPARAMS_CONVERTER
@@ -521,10 +713,22 @@ class _TrialNumber(int):
 
 
 def _read_hyperparameters(self: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-    if self.algo in SYMMETRIC_ALGOS and self.trial_id is not None:
+    if self.algo not in SYMMETRIC_ALGOS:
+        return _ORIGINALS["read_hyperparameters"](self)
+    if self.trial_id is not None:
         _apply_study_defaults(self)
         self.trial_id = _TrialNumber(self.trial_id)
     return _ORIGINALS["read_hyperparameters"](self)
+
+
+def _save_config(self: Any, saved_hyperparams: dict[str, Any]) -> None:
+    """RL-Zoo's, then the database password masked in the saved arguments and command (push_to_hub uploads them)."""
+    _ORIGINALS["_save_config"](self, saved_hyperparams)
+    if self.algo in SYMMETRIC_ALGOS:
+        for name in ("args.yml", "command.txt"):
+            path = Path(self.params_path) / name
+            if path.is_file():
+                path.write_text(mask_password(path.read_text()))
 
 
 def register() -> None:
@@ -545,6 +749,7 @@ def register() -> None:
         ("hyperparameters_optimization", _hyperparameters_optimization),
         ("load_trial", _load_trial),
         ("read_hyperparameters", _read_hyperparameters),
+        ("_save_config", _save_config),
     ):
         if getattr(manager_class, name) is not replacement:
             _ORIGINALS.setdefault(name, getattr(manager_class, name))

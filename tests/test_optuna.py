@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import pickle
 import re
 import signal
 import subprocess
@@ -78,10 +79,10 @@ def zoo_train() -> list[str]:
 def worker_command(storage: str, log_folder: Path, conf: Path, seed: int, algo: str = "sppo") -> list[str]:
     return [
         *zoo_train(), "--algo", algo, "--env", "CartPole-v1",
-        "-optimize", "--n-trials", str(TOTAL), "--n-jobs", "1", "--storage", storage, "--study-name", STUDY,
+        "-optimize", "--max-total-trials", str(TOTAL), "--n-jobs", "1", "--storage", storage, "--study-name", STUDY,
         "-conf", str(conf), "--sampler", "random", "--pruner", "none", "--seed", str(seed),
         "-n", str(TRIAL_STEPS), "--n-evaluations", "1", "--eval-episodes", "2", "--num-threads", "1",
-        "-f", str(log_folder),
+        "-f", str(log_folder), "--no-optim-plots",
     ]  # fmt: skip
 
 
@@ -186,21 +187,36 @@ def test_kill_and_resume_postgres(tmp_path, postgres_url):
 
 
 def test_sa2c_sweep_without_storage_goes_to_the_default_journal_and_resumes(tmp_path):
+    """--n-trials counts this worker's trials, as in RL-Zoo; a rerun adds to the same default study."""
     conf = tmp_path / "conf.yml"
     conf.write_text(TINY_CONF)
     command = worker_command("", tmp_path / "logs", conf, seed=0, algo="sa2c")
-    for flag in ("--storage", "--study-name"):
+    for flag in ("--storage", "--study-name", "--max-total-trials"):
         del command[command.index(flag) : command.index(flag) + 2]
-    command[command.index("--n-trials") + 1] = "2"
-    for expected in (2, 3):  # a rerun with a larger total tops the same study up
-        result = subprocess.run(command, cwd=tmp_path, env=worker_env(), capture_output=True, text=True, timeout=300)
-        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
-        study = optuna.load_study(
-            study_name="sa2c-CartPole-v1", storage=tuning.open_storage(str(tmp_path / "logs/sa2c/optuna/CartPole-v1.log"))
+    study_file = tmp_path / "logs/sa2c/optuna/CartPole-v1.log"
+    for n_trials, expected in ((2, 2), (1, 3)):
+        result = subprocess.run(
+            [*command, "--n-trials", str(n_trials)],
+            cwd=tmp_path,
+            env=worker_env(),
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+        study = optuna.load_study(study_name="sa2c-CartPole-v1", storage=tuning.open_storage(str(study_file)))
         assert len(study.get_trials(states=tuning.FINISHED_STATES)) == expected
         assert {"alpha", "beta", "rce_z", "n_steps"} <= set(study.best_params)
-        command[command.index("--n-trials") + 1] = "3"
+    # RL-Zoo's report files: report_<env>_<n-trials>-trials-<steps>-<sampler>-<pruner>_<time>.{csv,pkl}
+    reports = sorted((tmp_path / "logs" / "sa2c").glob("report_CartPole-v1_*"))
+    assert {re.sub(r"_\d+\.", "_T.", path.name) for path in reports} == {
+        f"report_CartPole-v1_{n}-trials-{TRIAL_STEPS}-random-none_T.{suffix}" for n in (1, 2) for suffix in ("csv", "pkl")
+    }
+    pickled = pickle.loads(
+        max((path for path in reports if path.suffix == ".pkl"), key=lambda path: path.stat().st_mtime).read_bytes()
+    )
+    assert [trial.params for trial in pickled.trials] == [trial.params for trial in study.trials]
+    assert [trial.value for trial in pickled.trials] == [trial.value for trial in study.trials]
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # the test asks for the foreign trial by hand
@@ -349,3 +365,141 @@ def test_command_with_unreachable_storage_exits_with_a_message(tmp_path):
     assert "sb3_symmetric: cannot connect to the Optuna database" in result.stderr
     assert "Traceback" not in result.stderr
     assert time.monotonic() - start < 60
+
+
+@pytest.mark.parametrize("form", ["journal", "sqlite"])
+def test_storage_in_a_missing_folder_is_an_error_and_creates_nothing(tmp_path, form):
+    missing = tmp_path / "no" / "such"
+    storage = str(missing / "study.log") if form == "journal" else f"sqlite:///{missing / 'study.db'}"
+    with pytest.raises(tuning.StorageError, match=re.escape(f"the folder {str(missing)!r} does not exist")):
+        tuning.open_storage(storage)
+    assert not (tmp_path / "no").exists()
+    conf = tmp_path / "conf.yml"
+    conf.write_text(TINY_CONF)
+    result = subprocess.run(
+        worker_command(storage, tmp_path / "logs", conf, seed=0),
+        cwd=tmp_path,
+        env=worker_env(),
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith("sb3_symmetric: --storage") and "Traceback" not in result.stderr
+    assert not (tmp_path / "no").exists()
+
+
+@pytest.mark.parametrize(
+    "text, masked",
+    [
+        ("postgresql://optuna:secret@db:5432/optuna", "postgresql://optuna:***@db:5432/optuna"),
+        ("postgresql+psycopg2://u:p%40ss@h/d?x=1", "postgresql+psycopg2://u:***@h/d?x=1"),
+        ("Study 's' in mysql://root:pw@h:1/d: 3 finished", "Study 's' in mysql://root:***@h:1/d: 3 finished"),
+        ("postgresql://optuna@db/optuna and logs/study.log", "postgresql://optuna@db/optuna and logs/study.log"),
+    ],
+)
+def test_mask_password(text, masked):
+    assert tuning.mask_password(text) == masked
+
+
+def test_invalid_url_error_does_not_show_the_password():
+    with pytest.raises(tuning.StorageError) as raised:
+        tuning.open_storage("postgresql://user:hunter2@host:notaport/db")
+    assert "hunter2" not in str(raised.value) and "user:***@host" in str(raised.value)
+
+
+PASSWORD = "pw-must-not-leak"
+
+
+def with_password(url: str) -> str:
+    # The throwaway cluster trusts every local connection, so any password is accepted.
+    return url.replace("postgresql://postgres@", f"postgresql://postgres:{PASSWORD}@")
+
+
+def test_postgres_password_is_masked_everywhere(tmp_path):
+    """Sweep, report, replay: the password is in no output, no stored attribute and no file written."""
+    with postgres_server() as postgres_url:
+        check_password_is_masked(tmp_path, postgres_url)
+
+
+def check_password_is_masked(tmp_path: Path, postgres_url: str) -> None:
+    storage = with_password(postgres_url)
+    create_seeded_study(storage, 2)
+    conf = tmp_path / "conf.yml"
+    conf.write_text(TINY_CONF)
+    sweep = worker_command(storage, tmp_path / "logs", conf, seed=0)
+    sweep[sweep.index("--max-total-trials") : sweep.index("--max-total-trials") + 2] = ["--n-trials", "1"]
+    outputs = []
+    result = subprocess.run(sweep, cwd=tmp_path, env=worker_env(), capture_output=True, text=True, timeout=300)
+    outputs.append(result.stdout + result.stderr)
+    assert result.returncode == 0, outputs[-1][-3000:]
+    assert f"--storage {postgres_url.replace('postgres@', 'postgres:***@')} " in result.stdout  # the "Replay it:" line
+    replay = [
+        *zoo_train(), "--algo", "sppo", "--env", "CartPole-v1", "--storage", storage, "--study-name", STUDY,
+        "--trial-id", "0", "-conf", str(conf), "-n", "64", "-params", "n_steps:64", "batch_size:64",
+        "-f", str(tmp_path / "logs"), "--eval-freq", "-1",
+    ]  # fmt: skip
+    result = subprocess.run(replay, cwd=tmp_path, env=worker_env(), capture_output=True, text=True, timeout=120)
+    outputs.append(result.stdout + result.stderr)
+    assert result.returncode == 0, outputs[-1][-3000:]
+    for output in outputs:
+        assert PASSWORD not in output
+    assert PASSWORD not in read_study(storage).user_attrs["command"]
+    written = [path for path in (tmp_path / "logs").rglob("*") if path.is_file()]
+    assert any(path.name == "args.yml" for path in written) and any(path.suffix == ".pkl" for path in written)
+    for path in written:
+        assert PASSWORD.encode() not in path.read_bytes(), path
+
+
+def stop_postgres(url: str) -> None:
+    """Shut the server down the way a crash or an administrator would, from outside the test's own fixture."""
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(
+        url.replace("postgresql://", "postgresql+psycopg2://"), poolclass=sqlalchemy.pool.NullPool
+    )
+    with engine.connect() as connection:
+        data_directory = connection.execute(sqlalchemy.text("SHOW data_directory")).scalar_one()
+    engine.dispose()
+    postmaster_pid = int(Path(data_directory, "postmaster.pid").read_text().split()[0])
+    os.kill(postmaster_pid, signal.SIGQUIT)  # immediate shutdown: every connection is cut
+
+
+def test_postgres_stopped_mid_sweep_is_one_line_and_a_nonzero_exit(tmp_path):
+    with postgres_server() as url:
+        storage = with_password(url)
+        create_seeded_study(storage, TOTAL + 2)
+        worker = start_worker(storage, tmp_path, "worker", seed=1)
+        try:
+            study = read_study(storage)
+            wait_for(lambda: owned_running_trial(study, worker.pid) is not None, 120, "a running trial")
+            stop_postgres(url)
+            worker.wait(timeout=120)
+        finally:
+            worker.kill()
+    output = (tmp_path / "worker.log").read_text()
+    last = output.strip().splitlines()[-1]
+    assert worker.returncode == 1, output[-3000:]
+    masked = url.replace("postgres@", "postgres:***@")
+    assert last.startswith(f"sb3_symmetric: lost the Optuna database '{masked}' ("), output[-3000:]
+    assert "rerun the same command" in last
+    assert "An exception is raised during the commit" not in last  # the driver's reason, not Optuna's wrapper
+    assert "Traceback" not in output and "Exception in thread" not in output, output[-3000:]
+    assert PASSWORD not in output
+
+
+def test_interrupted_worker_puts_its_trial_back(tmp_path):
+    storage = str(tmp_path / "study.log")
+    create_seeded_study(storage, TOTAL)
+    worker = start_worker(storage, tmp_path, "worker", seed=1)
+    study = read_study(storage)
+    running = wait_for(lambda: owned_running_trial(study, worker.pid), 120, "a running trial")
+    worker.send_signal(signal.SIGINT)
+    worker.wait(timeout=120)
+    output = (tmp_path / "worker.log").read_text()
+    assert worker.returncode == 0, output[-3000:]  # RL-Zoo's Ctrl-C: stop, then report
+    assert f"Interrupted: trials [{running}] are queued again" in output
+    trials = {trial.number: trial for trial in read_study(storage).get_trials()}
+    assert trials[running].state == TrialState.FAIL
+    requeued = [trial for trial in trials.values() if running in trial.system_attrs.get("retry_history", ())]
+    assert len(requeued) == 1 and requeued[0].state == TrialState.WAITING
+    assert requeued[0].params == trials[running].params
