@@ -526,8 +526,10 @@ def run_key(run: Run, code: dict[str, Any]) -> str:
 # ---------------------------------------------------------------- the study
 
 
-def default_storage(runs_dir: Path, study_name: str) -> str:
-    """The journal file a grid uses when no ``--storage`` is given."""
+def default_storage(runs_dir: Path, study_name: str, create_folder: bool = False) -> str:
+    """The journal file a grid uses when no ``--storage`` is given (its folder made with ``create_folder``)."""
+    if create_folder:
+        runs_dir.mkdir(parents=True, exist_ok=True)
     return str(runs_dir / f"{study_name}.log")
 
 

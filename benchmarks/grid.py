@@ -91,7 +91,7 @@ def _main(args: argparse.Namespace, given: list[str]) -> int:
     preset = get_preset(args.preset)
     runs = make_runs(preset, args.envs, args.algos, args.seeds, args.device, args.budget_scale)
     study_name = args.study_name or preset.name
-    storage = args.storage or default_storage(RUNS, study_name)
+    storage = args.storage or default_storage(RUNS, study_name, create_folder=not args.dry_run)
     code = code_version()
     if args.dry_run:
         study = open_study(storage, study_name, create=False) if os.path.exists(storage) or "://" in storage else None

@@ -190,6 +190,7 @@ def run_timing(plan: Plan, root: Path, workers: int) -> list[tuple[str, str]]:
                 if error is not None:
                     failures.append((name, error))
                     print(f"FAILED {name}:\n{error}", file=sys.stderr)
+    root.mkdir(parents=True, exist_ok=True)
     storage = str(root / "timing.log")
     study = open_study(storage, STUDY, create=True)
     keys, _ = enqueue(study, [*plan.short.values(), *plan.long.values()])
