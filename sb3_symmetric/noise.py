@@ -1,4 +1,4 @@
-"""Reward noise on training rewards only, placed where the paper puts it (paper.md section 4).
+"""Reward noise on training rewards only, placed where the paper puts it (``docs/paper.rst``, "Noise settings").
 
 The paper perturbs the reward inside ``OnPolicyAlgorithm.collect_rollouts`` right after ``env.step``,
 before timeout bootstrapping and the rollout buffer. SB3 calls ``callback.update_locals(locals())`` and
@@ -32,7 +32,7 @@ def _noise_generator(seed: int | None) -> np.random.Generator:
 class RewardNoiseCallback(BaseCallback):
     """
     Perturb the training rewards of an on-policy algorithm, as in the paper's noisy settings
-    (paper.md section 4). Pass it as ``callback=`` to ``learn()``, or as an RL-Zoo ``callback:`` entry::
+    (``docs/paper.rst``, "Noise settings"). Pass it as ``callback=`` to ``learn()``, or as an RL-Zoo ``callback:`` entry::
 
         callback:
           - sb3_symmetric.noise.RewardNoiseCallback: {kind: flip, p: 0.1}

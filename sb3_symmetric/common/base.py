@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 from stable_baselines3.common.policies import ActorCriticCnnPolicy, ActorCriticPolicy, BasePolicy, MultiInputActorCriticPolicy
 
 from sb3_symmetric.common.checks import check_action_space
-from sb3_symmetric.losses import check_symmetric_coefficients
+from sb3_symmetric.losses import SymmetricPolicyLoss, check_symmetric_coefficients
 
 
 class SymmetricLossMixin:
@@ -25,17 +25,19 @@ class SymmetricLossMixin:
     beta: float
     rce_z: float
     action_space: Any
+    logger: Any
 
     def _set_symmetric_coefficients(self, alpha: float, beta: float, rce_z: float) -> None:
         check_symmetric_coefficients(alpha, beta, rce_z)
-        self.alpha = alpha
-        self.beta = beta
-        self.rce_z = rce_z
+        # Plain floats: NumPy scalars would otherwise travel into the saved model and the logs
+        self.alpha = float(alpha)
+        self.beta = float(beta)
+        self.rce_z = float(rce_z)
 
-    @property
-    def _reverse_scale(self) -> float:
-        """Factor the reverse loss is computed with: ``beta``, folded into its constant weights (1 when ``beta == 0``)."""
-        return self.beta if self.beta != 0 else 1.0
+    def _record_symmetric_stats(self, symmetric_loss: SymmetricPolicyLoss) -> None:
+        """Log ``train/reverse_loss`` and ``train/adv_sign_flip_fraction`` (one host sync, after the update loop)."""
+        for key, value in symmetric_loss.stats().items():
+            self.logger.record(f"train/{key}", value)
 
     def _setup_model(self) -> None:
         # In load(), the coefficients and spaces come from the saved model
