@@ -1,4 +1,4 @@
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import torch as th
 from gymnasium import spaces
@@ -42,6 +42,8 @@ class SymA2C(SymmetricLossMixin, A2C):
         ``normalize_advantage``, ``stats_window_size``, ``tensorboard_log``, ``policy_kwargs``, ``verbose``,
         ``seed``, ``device`` and ``_init_setup_model``.
     """
+
+    parent_name: ClassVar[str] = "A2C"
 
     def __init__(
         self,

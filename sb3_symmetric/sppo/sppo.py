@@ -1,4 +1,4 @@
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch as th
@@ -43,6 +43,8 @@ class SymPPO(SymmetricLossMixin, PPO):
         ``rollout_buffer_kwargs``, ``target_kl``, ``stats_window_size``, ``tensorboard_log``, ``policy_kwargs``,
         ``verbose``, ``seed``, ``device`` and ``_init_setup_model``.
     """
+
+    parent_name: ClassVar[str] = "PPO"
 
     def __init__(
         self,
