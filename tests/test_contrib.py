@@ -1,6 +1,7 @@
 """SymRecurrentPPO / SymMaskablePPO as drop-ins for sb3-contrib's RecurrentPPO / MaskablePPO."""
 
 import itertools
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,10 @@ from stable_baselines3.common.env_util import make_vec_env  # noqa: E402
 from stable_baselines3.common.envs import IdentityEnvMultiDiscrete  # noqa: E402
 
 from sb3_symmetric import SymMaskablePPO, SymmetricPolicyLoss, SymRecurrentPPO  # noqa: E402
+
+# RL-Zoo's subprocess helpers and the wheel/venv fixtures of test_zoo.py
+pytest.importorskip("rl_zoo3")
+from test_zoo import TRAIN, load_yaml, run, wheel, zoo_venv  # noqa: E402, F401
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -225,3 +230,207 @@ def test_sym_maskable_ppo_learns_invalid_action_env():
     mean_reward, _ = evaluate_masked(model, eval_env, n_eval_episodes=10, deterministic=True, warn=False)
     print(f"SymMaskablePPO on InvalidActionEnvDiscrete(8, 5): {mean_reward} of 100")
     assert mean_reward >= 90
+
+
+def _linear(value: float):
+    return lambda progress_remaining: progress_remaining * value
+
+
+@pytest.mark.slow
+def test_sym_recurrent_ppo_learns_cartpole_without_velocities():
+    """The YAML entry (RL-Zoo's ppo_lstm CartPoleNoVel-v1 settings) trains SymRecurrentPPO to RL-Zoo's score."""
+    import yaml
+    from rl_zoo3 import import_envs  # noqa: F401 - registers CartPoleNoVel-v1
+    from stable_baselines3.common.evaluation import evaluate_policy
+    from stable_baselines3.common.vec_env import VecNormalize
+    from torch import nn
+
+    entry = yaml.safe_load((ROOT / "hyperparams" / "sppo_lstm.yml").read_text())["CartPoleNoVel-v1"]
+    env = VecNormalize(make_vec_env("CartPoleNoVel-v1", n_envs=entry["n_envs"], seed=0), gamma=entry["gamma"])
+    kwargs = {key: entry[key] for key in ("n_steps", "batch_size", "gae_lambda", "gamma", "n_epochs", "ent_coef")}
+    kwargs.update(alpha=entry["alpha"], beta=entry["beta"], rce_z=entry["rce_z"])
+    kwargs.update(learning_rate=_linear(0.001), clip_range=_linear(0.2))
+    policy_kwargs = eval(entry["policy_kwargs"], {"dict": dict, "nn": nn})  # our own YAML file, as RL-Zoo reads it
+    model = SymRecurrentPPO(entry["policy"], env, policy_kwargs=policy_kwargs, seed=0, **kwargs)
+    model.learn(int(entry["n_timesteps"]))
+    env.training, env.norm_reward = False, False
+    mean_reward, _ = evaluate_policy(model, env, n_eval_episodes=10, deterministic=True)
+    print(f"SymRecurrentPPO on CartPoleNoVel-v1 after {entry['n_timesteps']:.0f} steps: {mean_reward}")
+    assert mean_reward >= 475
+
+
+@pytest.fixture(scope="module")
+def lstm_workdir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("zoo-lstm-runs")
+
+
+def test_sppo_lstm_sampler_is_rl_zoos_ppo_lstm_space_plus_the_weights():
+    optuna = pytest.importorskip("optuna")
+    from rl_zoo3 import hyperparams_opt
+
+    from sb3_symmetric import tuning, zoo
+
+    zoo.register()
+    assert hyperparams_opt.HYPERPARAMS_SAMPLER["sppo_lstm"] is tuning.sample_sppo_lstm_params
+    ours, theirs = (optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0)).ask() for _ in range(2))
+    sampled = tuning.sample_sppo_lstm_params(ours, 2, 1, {})
+    reference = hyperparams_opt.sample_ppo_lstm_params(theirs, 2, 1, {})
+    assert set(sampled) == set(reference) | {"alpha", "beta", "rce_z"}
+    assert set(ours.params) == set(theirs.params) | {"alpha", "beta", "rce_z"}
+
+
+@pytest.mark.slow
+def test_zoo_train_then_enjoy_sppo_lstm(zoo_venv, lstm_workdir):  # noqa: F811 - the fixture imported above
+    args = ["train", "--algo", "sppo_lstm", "--env", "CartPoleNoVel-v1", "-n", "1024", "--eval-freq", "-1"]
+    result = run([zoo_venv.rl_zoo3, *args, *TRAIN], lstm_workdir)
+    assert "sppo_lstm.yml" in result.stdout
+    run_dir = lstm_workdir / "logs" / "sppo_lstm" / "CartPoleNoVel-v1_1"
+    config = load_yaml(run_dir / "CartPoleNoVel-v1" / "config.yml")
+    assert (config["alpha"], config["beta"], config["rce_z"]) == (0.5, 1.0, -1.0)
+    assert (config["policy"], config["n_envs"], config["n_steps"]) == ("MlpLstmPolicy", 8, 32)
+    args = ["enjoy", "--algo", "sppo_lstm", "--env", "CartPoleNoVel-v1", "-f", "logs", "--no-render", "-n", "200"]
+    result = run([zoo_venv.rl_zoo3, *args], lstm_workdir)
+    assert "Loading logs/sppo_lstm/CartPoleNoVel-v1_1/CartPoleNoVel-v1.zip" in result.stdout
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*saved by.*")
+        model = SymRecurrentPPO.load(run_dir / "CartPoleNoVel-v1.zip")
+    assert (model.alpha, model.beta, model.rce_z) == (0.5, 1.0, -1.0)
+
+
+@pytest.mark.slow
+def test_zoo_trial_id_replays_an_sppo_lstm_trial(zoo_venv, lstm_workdir):  # noqa: F811 - the fixture imported above
+    optuna = pytest.importorskip("optuna")
+    from sb3_symmetric.tuning import sample_sppo_lstm_params
+
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(lstm_workdir / "study.log")))
+    study = optuna.create_study(storage=storage, study_name="sppo-lstm", direction="maximize")
+    # small rollouts and one epoch keep the replay short; the weights are sampled
+    study.enqueue_trial({"batch_size_pow": 5, "n_steps_pow": 5, "n_epochs": 1, "net_arch": "tiny"})
+    trial = study.ask()
+    sample_sppo_lstm_params(trial, 2, 1, {})
+    study.tell(trial, 1.0)
+    args = ["train", "--algo", "sppo_lstm", "--env", "CartPoleNoVel-v1", "-n", "256", "-params", "n_envs:1"]
+    study_args = ["--storage", "study.log", "--study-name", "sppo-lstm", "--trial-id", "0", "--eval-freq", "-1"]
+    result = run(
+        [zoo_venv.rl_zoo3, *args, *study_args, "--num-threads", "1", "--seed", "0", "-f", "logs-optuna"], lstm_workdir
+    )
+    assert "Loading from Optuna study..." in result.stdout
+    config = load_yaml(
+        next((lstm_workdir / "logs-optuna" / "sppo_lstm").glob("CartPoleNoVel-v1_*")) / "CartPoleNoVel-v1" / "config.yml"
+    )
+    assert (config["alpha"], config["beta"], config["rce_z"]) == tuple(trial.params[k] for k in ("alpha", "beta", "rce_z"))
+    assert (config["n_steps"], config["batch_size"], config["n_epochs"]) == (32, 32, 1)
+
+
+def _trpo_update(w: float) -> tuple[list[th.Tensor], list[th.Tensor], float]:
+    """One TRPO update on a fixed CartPole rollout, its surrogate multiplied by w (through the advantages)."""
+    from sb3_contrib import TRPO
+
+    # No advantage normalization, which would undo the scaling; the value targets (returns) are left as they are
+    model = TRPO(
+        "MlpPolicy",
+        make_vec_env("CartPole-v1", n_envs=2, seed=0),
+        n_steps=256,
+        batch_size=512,
+        normalize_advantage=False,
+        seed=0,
+    )
+    _, callback = model._setup_learn(512, None)
+    model.collect_rollouts(model.env, callback, model.rollout_buffer, n_rollout_steps=model.n_steps)
+    before = _params(model)
+    model.rollout_buffer.advantages *= w  # w * mean(A * r) = mean(w * A * r)
+    model.train()
+    return before, _params(model), model.logger.name_to_value["train/policy_objective"]
+
+
+def test_trpo_update_does_not_change_when_the_surrogate_is_scaled():
+    """The reverse term only scales PPO's surrogate gradient (by alpha + beta*|Z|); TRPO's KL-constrained step
+    is invariant to that scale, so a symmetric TRPO would train exactly like TRPO (docs/contrib.rst)."""
+    before, reference, objective = _trpo_update(1.0)
+    step = max((a - b).abs().max().item() for a, b in zip(reference, before, strict=True))
+    for w in (1.5, 20.5):
+        _, scaled, scaled_objective = _trpo_update(w)
+        difference = max((a - b).abs().max().item() for a, b in zip(scaled, reference, strict=True))
+        print(f"TRPO, surrogate x {w}: largest parameter step {step:.3e}, largest difference to w=1 {difference:.3e}")
+        assert scaled_objective == pytest.approx(w * objective, rel=1e-5)
+        # Measured: a step of 4.4e-02 and differences of 1.9e-07 (w=1.5) and 2.6e-07 (w=20.5), float32 rounding
+        assert step > 1e-2
+        assert difference < 1e-5
+
+
+SWAP_CONFTEST = """
+import inspect
+
+import pytest
+import sb3_contrib
+import sb3_contrib.ppo_mask
+import sb3_contrib.ppo_recurrent
+
+from sb3_symmetric import SymMaskablePPO, SymRecurrentPPO
+
+for module in (sb3_contrib, sb3_contrib.ppo_recurrent):
+    module.RecurrentPPO = SymRecurrentPPO
+for module in (sb3_contrib, sb3_contrib.ppo_mask):
+    module.MaskablePPO = SymMaskablePPO
+OURS = (SymRecurrentPPO, SymMaskablePPO)
+
+
+def _uses_ours(item):
+    if item.fspath.basename in ("test_lstm.py", "test_invalid_actions.py"):
+        return True
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    if params:
+        return any(value in OURS for value in params.values())
+    source = inspect.getsource(item.function)
+    return "RecurrentPPO" in source or "MaskablePPO" in source
+
+
+def pytest_collection_modifyitems(config, items):
+    keep = [item for item in items if _uses_ours(item)]
+    config.hook.pytest_deselected(items=[item for item in items if item not in keep])
+    items[:] = keep
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if call.excinfo is not None and "needs a discrete action space" in str(call.excinfo.value):
+        report.outcome = "skipped"
+        report.longrepr = (str(item.fspath), 0, "Box action space: refused by the symmetric classes by design")
+"""
+
+
+@pytest.mark.slow
+def test_sb3_contrib_own_tests_pass_with_our_classes_swapped_in(tmp_path):
+    """sb3-contrib's tests of RecurrentPPO and MaskablePPO, run on SymRecurrentPPO and SymMaskablePPO."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    source = os.environ.get("SB3_CONTRIB_TESTS")
+    if not source:
+        pytest.skip("set SB3_CONTRIB_TESTS to the tests/ folder of sb3-contrib's sdist (see docs/contrib.rst)")
+    files = (
+        "test_lstm.py",
+        "test_invalid_actions.py",
+        "test_run.py",
+        "test_cnn.py",
+        "test_deterministic.py",
+        "test_train_eval_mode.py",
+    )
+    for name in files:
+        shutil.copy(Path(source) / name, tmp_path / name)
+    (tmp_path / "conftest.py").write_text(SWAP_CONFTEST)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    print(result.stdout[-3000:])
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]
+    assert " passed" in result.stdout.splitlines()[-1]
