@@ -229,6 +229,7 @@ def test_sym_maskable_ppo_learns_invalid_action_env():
     eval_env = InvalidActionEnvDiscrete(dim=8, n_invalid_actions=5)
     mean_reward, _ = evaluate_masked(model, eval_env, n_eval_episodes=10, deterministic=True, warn=False)
     print(f"SymMaskablePPO on InvalidActionEnvDiscrete(8, 5): {mean_reward} of 100")
+    # Measured 100.0 (seed 0); a uniform choice among the 3 legal actions scores about 33
     assert mean_reward >= 90
 
 
@@ -256,6 +257,7 @@ def test_sym_recurrent_ppo_learns_cartpole_without_velocities():
     env.training, env.norm_reward = False, False
     mean_reward, _ = evaluate_policy(model, env, n_eval_episodes=10, deterministic=True)
     print(f"SymRecurrentPPO on CartPoleNoVel-v1 after {entry['n_timesteps']:.0f} steps: {mean_reward}")
+    # Measured 500.0 (seed 0), as RL-Zoo's ppo_lstm benchmark; 475 is CartPole-v1's reward threshold
     assert mean_reward >= 475
 
 
