@@ -1,12 +1,13 @@
-"""Cost of the reverse term: time ``train()`` of SymPPO vs PPO and SymA2C vs A2C on one fixed rollout buffer.
+"""Cost of the reverse term: time ``train()`` of each symmetric algorithm against its parent on one fixed rollout buffer.
 
 Each pair is built with the same seed, fills its buffer once, then the two ``train()`` calls alternate
-(the order flips every round) in one process; the median of the per-round time ratios is printed.
-On CPU the clock is the process's CPU time (robust to other load on the machine), on CUDA wall time.
-Cases: an MLP on CartPole-v1 and the Atari NatureCNN on random 84x84x4 observations.
+(the order flips every round) in one process; the median of the per-round time ratios is printed, with the
+ratio of the total times as a check. On CPU the clock is the process's CPU time (robust to other load on the
+machine), on CUDA wall time. Cases: SymPPO, SymA2C, SymRecurrentPPO and SymMaskablePPO with the 64x64 MLP on
+CartPole-v1, and SymPPO / SymA2C with the Atari NatureCNN on random 84x84x4 observations.
 
-    python benchmarks/speed.py                 # CPU, writes nothing
-    python benchmarks/speed.py --markdown      # the table of benchmarks/README.md
+    python benchmarks/speed.py                          # CPU, every case
+    python benchmarks/speed.py --cases MLP --markdown   # the table of benchmarks/README.md
     python benchmarks/speed.py --device cuda --check-syncs
 """
 
@@ -19,18 +20,38 @@ import warnings
 from typing import Any
 
 import torch as th
+from sb3_contrib import MaskablePPO, RecurrentPPO
 from stable_baselines3 import A2C, PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.envs import FakeImageEnv
 from stable_baselines3.common.utils import configure_logger
 
-from sb3_symmetric import SymA2C, SymPPO
+from sb3_symmetric import SymA2C, SymMaskablePPO, SymPPO, SymRecurrentPPO
 
-# (case, parent, symmetric, env factory, n_envs, policy, hyperparameters): paper.md section 5 settings
+# (case, parent, symmetric, env factory, n_envs, policy, hyperparameters): the paper's MuJoCo / Atari settings
+# (docs/paper.rst, "Hyperparameters"); the sb3-contrib pairs take SymPPO's
 CASES: list[tuple[str, type[BaseAlgorithm], type[BaseAlgorithm], Any, int, str, dict[str, Any]]] = [
     ("MLP CartPole", PPO, SymPPO, "CartPole-v1", 1, "MlpPolicy", dict(n_steps=2048, batch_size=64, n_epochs=10)),
     ("MLP CartPole", A2C, SymA2C, "CartPole-v1", 4, "MlpPolicy", dict(n_steps=8)),
+    (
+        "MLP CartPole",
+        RecurrentPPO,
+        SymRecurrentPPO,
+        "CartPole-v1",
+        1,
+        "MlpLstmPolicy",
+        dict(n_steps=2048, batch_size=64, n_epochs=10),
+    ),
+    (
+        "MLP CartPole",
+        MaskablePPO,
+        SymMaskablePPO,
+        "CartPole-v1",
+        1,
+        "MlpPolicy",
+        dict(n_steps=2048, batch_size=64, n_epochs=10),
+    ),
     ("Atari CNN 84x84x4", PPO, SymPPO, "image", 8, "CnnPolicy", dict(n_steps=128, batch_size=256, n_epochs=4)),
     ("Atari CNN 84x84x4", A2C, SymA2C, "image", 16, "CnnPolicy", dict(n_steps=5)),
 ]
@@ -44,7 +65,9 @@ def _filled_model(algo: type[BaseAlgorithm], env_id: Any, n_envs: int, policy: s
     env = make_vec_env(_image_env if env_id == "image" else env_id, n_envs=n_envs, seed=0)
     model = algo(policy, env, seed=0, device=device, **kwargs)
     model.set_logger(configure_logger(verbose=0))
-    model.learn(model.n_steps * n_envs)  # one rollout (and one untimed train(), which also warms up)
+    # one rollout (and one untimed train(), which also warms up); CartPole has no action masks: all actions are legal
+    learn_kwargs = dict(use_masking=False) if isinstance(model, MaskablePPO) else {}
+    model.learn(model.n_steps * n_envs, **learn_kwargs)
     return model
 
 
@@ -81,11 +104,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--check-syncs", action="store_true", help="count CUDA syncs per train() call (CUDA only)")
     parser.add_argument("--markdown", action="store_true")
+    parser.add_argument("--cases", default="", help="only the cases whose 'case pair' text contains this, e.g. MLP")
     args = parser.parse_args(argv)
     th.set_num_threads(args.threads)
 
     rows = []
     for case, parent, sym, env_id, n_envs, policy, kwargs in CASES:
+        if args.cases not in f"{case} {sym.__name__} / {parent.__name__}":
+            continue
         rounds = args.cnn_rounds if policy == "CnnPolicy" else args.rounds * (20 if parent is A2C else 1)
         base, ours = (_filled_model(algo, env_id, n_envs, policy, kwargs, args.device) for algo in (parent, sym))
         for _ in range(args.warmup):
@@ -105,6 +131,7 @@ def main(argv: list[str] | None = None) -> None:
             base_ms=1e3 * statistics.median(base_times),
             sym_ms=1e3 * statistics.median(sym_times),
             ratio=statistics.median(ratios),
+            total_ratio=sum(sym_times) / sum(base_times),
             rounds=rounds,
         )
         if args.check_syncs and args.device.startswith("cuda"):
@@ -112,18 +139,19 @@ def main(argv: list[str] | None = None) -> None:
         rows.append(row)
         print(
             f"{row['case']:18s} {row['pair']:14s} buffer {row['samples']:5d}: train() {row['base_ms']:8.1f} ms -> "
-            f"{row['sym_ms']:8.1f} ms, median ratio {row['ratio']:.3f} over {rounds} rounds"
+            f"{row['sym_ms']:8.1f} ms, median ratio {row['ratio']:.3f} (total {row['total_ratio']:.3f}) over {rounds} rounds"
             + (f", syncs per train() {row['syncs']}" if "syncs" in row else ""),
             flush=True,
         )
 
     if args.markdown:
         device = th.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU, {args.threads} thread(s)"
-        print(f"\n| case ({device}) | pair | buffer | parent train() ms | symmetric train() ms | median ratio |")
-        print("|---|---|---|---|---|---|")
+        print(f"\n| case ({device}) | pair | buffer | parent train() ms | symmetric train() ms | median ratio | total ratio |")
+        print("|---|---|---|---|---|---|---|")
         for r in rows:
             print(
-                f"| {r['case']} | {r['pair']} | {r['samples']} | {r['base_ms']:.1f} | {r['sym_ms']:.1f} | {r['ratio']:.3f} |"
+                f"| {r['case']} | {r['pair']} | {r['samples']} | {r['base_ms']:.1f} | {r['sym_ms']:.1f} | {r['ratio']:.3f} "
+                f"| {r['total_ratio']:.3f} |"
             )
 
 

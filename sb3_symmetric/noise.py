@@ -1,4 +1,4 @@
-"""Reward noise on training rewards only, placed where the paper puts it (paper.md section 4).
+"""Reward noise on training rewards only, placed where the paper puts it (``docs/paper.rst``, "Noise settings").
 
 The paper perturbs the reward inside ``OnPolicyAlgorithm.collect_rollouts`` right after ``env.step``,
 before timeout bootstrapping and the rollout buffer. SB3 calls ``callback.update_locals(locals())`` and
@@ -13,6 +13,7 @@ same placement for PPO, A2C, SymPPO and SymA2C without touching their code. Cons
 
 from __future__ import annotations
 
+import numbers
 import warnings
 from typing import ClassVar
 
@@ -32,7 +33,7 @@ def _noise_generator(seed: int | None) -> np.random.Generator:
 class RewardNoiseCallback(BaseCallback):
     """
     Perturb the training rewards of an on-policy algorithm, as in the paper's noisy settings
-    (paper.md section 4). Pass it as ``callback=`` to ``learn()``, or as an RL-Zoo ``callback:`` entry::
+    (``docs/paper.rst``, "Noise settings"). Pass it as ``callback=`` to ``learn()``, or as an RL-Zoo ``callback:`` entry::
 
         callback:
           - sb3_symmetric.noise.RewardNoiseCallback: {kind: flip, p: 0.1}
@@ -60,8 +61,13 @@ class RewardNoiseCallback(BaseCallback):
         verbose: int = 0,
     ) -> None:
         super().__init__(verbose)
-        if kind not in self.kinds:
+        if not isinstance(kind, str) or kind not in self.kinds:
             raise ValueError(f"Unknown reward noise kind {kind!r}; use one of {sorted(self.kinds)}.")
+        for name, number in (("p", p), ("sigma", sigma), ("v", v)):
+            if number is not None and (isinstance(number, (bool, np.bool_)) or not isinstance(number, numbers.Real)):
+                raise TypeError(f"Reward noise {name} must be a real number, e.g. {name}=0.1; got {number!r}.")
+        if seed is not None and (isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral) or seed < 0):
+            raise ValueError(f"RewardNoiseCallback seed must be None or an integer >= 0; got {seed!r}.")
         given = {name: value for name, value in (("p", p), ("sigma", sigma), ("v", v)) if value is not None}
         wanted = self.kinds[kind]
         extra = sorted(set(given) - {wanted})
@@ -80,7 +86,7 @@ class RewardNoiseCallback(BaseCallback):
             raise ValueError(f"Reward noise {wanted}={value} must be >= 0.")
         self.kind = kind
         self.scale = value
-        self.seed = seed
+        self.seed = None if seed is None else int(seed)
         self.rng: np.random.Generator | None = None
 
     def _init_callback(self) -> None:

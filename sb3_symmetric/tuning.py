@@ -44,7 +44,7 @@ from optuna.trial import FrozenTrial, TrialState
 # rl_zoo3 is imported inside the functions: importing it here would run the start-up hook's register(), which
 # imports this module, while this module is still half-initialized.
 
-SYMMETRIC_ALGOS = ("sppo", "sa2c")
+SYMMETRIC_ALGOS = ("sppo", "sa2c", "sppo_lstm")
 
 # Search space of the symmetric loss weights (paper.md sections 2 and 5):
 # alpha: the scripts use 0.5 (Atari, MuJoCo, RLHF); the floor keeps the forward (PPO / A2C) term in play.
@@ -744,6 +744,8 @@ def register() -> None:
         raise RuntimeError("this rl_zoo3 version copies its sampler tables; sb3_symmetric.tuning cannot register")
     zoo_hyperparams_opt.HYPERPARAMS_SAMPLER.update(sppo=sample_sppo_params, sa2c=sample_sa2c_params)
     zoo_hyperparams_opt.HYPERPARAMS_CONVERTER.update(sppo=convert_symmetric_params, sa2c=convert_symmetric_params)
+    zoo_hyperparams_opt.HYPERPARAMS_SAMPLER.update(sppo_lstm=sample_sppo_lstm_params)
+    zoo_hyperparams_opt.HYPERPARAMS_CONVERTER.update(sppo_lstm=convert_symmetric_params)
     manager_class = zoo_exp_manager.ExperimentManager
     for name, replacement in (
         ("hyperparameters_optimization", _hyperparameters_optimization),
@@ -754,3 +756,11 @@ def register() -> None:
         if getattr(manager_class, name) is not replacement:
             _ORIGINALS.setdefault(name, getattr(manager_class, name))
             setattr(manager_class, name, replacement)
+
+
+def sample_sppo_lstm_params(trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict) -> dict[str, Any]:
+    """RL-Zoo's RecurrentPPO (``ppo_lstm``) search space plus the symmetric loss weights."""
+    from rl_zoo3.hyperparams_opt import sample_ppo_lstm_params
+
+    hyperparams = sample_ppo_lstm_params(trial, n_actions, n_envs, additional_args)
+    return {**hyperparams, **sample_symmetric_params(trial)}

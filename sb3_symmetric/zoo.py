@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-ZOO_ALGOS = ("sppo", "sa2c")
+ZOO_ALGOS = ("sppo", "sa2c", "sppo_lstm")
 
 # `rl_zoo3 <command>` (rl_zoo3/cli.py) ...
 CLI_COMMANDS = ("train", "enjoy", "plot_train", "plot_from_file", "all_plots")
@@ -67,11 +67,11 @@ def register() -> None:
     """Make rl_zoo3 know ``sppo`` and ``sa2c``: their classes, default YAML files and Optuna samplers. Idempotent."""
     from rl_zoo3 import exp_manager, utils
 
-    from sb3_symmetric import SymA2C, SymPPO, tuning
+    from sb3_symmetric import SymA2C, SymPPO, SymRecurrentPPO, tuning
     from sb3_symmetric.common.minatar import register_minatar_envs
 
     # train, enjoy, record_video and exp_manager all hold this same dict object
-    utils.ALGOS.update(sppo=SymPPO, sa2c=SymA2C)
+    utils.ALGOS.update(sppo=SymPPO, sa2c=SymA2C, sppo_lstm=SymRecurrentPPO)
     _default_to_packaged_yaml(exp_manager.ExperimentManager)
     tuning.register()
     # rl_zoo3 checks --env against gymnasium's registry; MinAtar's ids only exist once registered

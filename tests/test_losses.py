@@ -1,4 +1,4 @@
-"""The symmetric math against independent computations (paper.md section 2)."""
+"""The symmetric math against independent computations (``docs/paper.rst``, "Formulas")."""
 
 import itertools
 
@@ -11,6 +11,7 @@ from stable_baselines3.common.distributions import (
 )
 
 from sb3_symmetric.losses import (
+    SymmetricPolicyLoss,
     a2c_reverse_loss,
     check_symmetric_coefficients,
     clipped_surrogate,
@@ -139,7 +140,7 @@ def test_ppo_reverse_gradient_matches_explicit_sum(kind, rce_z):
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("rce_z", [-1.0, -0.3, -6.0])
 def test_sppo_reverse_gradient_is_abs_z_times_clipped_surrogate_gradient(kind, rce_z):
-    """paper.md section 2 [derived]: grad L_reverse = |Z| * grad L_clip on the same batch."""
+    """docs/paper.rst, "Stock-PPO equivalent": grad L_reverse = |Z| * grad L_clip on the same batch."""
     clip_range = 0.2
     logits, actions, advantages, old_log_prob = _batch(kind, seed=1)
     logits = logits.clone().requires_grad_(True)
@@ -285,3 +286,87 @@ def test_sign_flips():
 def test_bad_coefficients_are_refused(alpha, beta, rce_z, match):
     with pytest.raises(ValueError, match=match):
         check_symmetric_coefficients(alpha, beta, rce_z)
+
+
+def _reference_terms(kind, logits, actions, advantages, old_log_prob, clip_range, rce_z, mask):
+    """Both terms by explicit enumeration of the other actions, through torch.distributions only."""
+    log_prob = _torch_joint_log_prob(kind, logits, actions)
+    other = _explicit_other_prob(kind, logits, actions)
+    valid = th.ones_like(advantages) if mask is None else mask.to(advantages.dtype)
+    if clip_range is None:
+        rl = -(advantages * log_prob * valid).sum() / valid.sum()
+        reverse = (-advantages * rce_z * other * valid).sum() / valid.sum()
+        return rl, reverse
+    ratio = th.exp(log_prob - old_log_prob)
+    clipped = th.clamp(ratio, 1 - clip_range, 1 + clip_range)
+    in_range = (ratio >= 1 - clip_range) & (ratio <= 1 + clip_range)
+    m = (in_range | (advantages * ratio <= advantages * clipped)).detach().to(logits.dtype)
+    rl = -(th.min(advantages * ratio, advantages * clipped) * valid).sum() / valid.sum()
+    reverse = (-m * advantages * rce_z * other / th.exp(old_log_prob) * valid).sum() / valid.sum()
+    return rl, reverse
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("family", ["clipped", "policy_gradient"])
+@pytest.mark.parametrize("alpha, beta, rce_z", [(0.5, 1.0, -1.0), (0.0, 2.0, -6.0), (1.0, 0.0, -1.0), (0.3, 0.0, -1.0)])
+@pytest.mark.parametrize("padded", [False, True])
+def test_symmetric_policy_loss_against_enumeration(kind, family, alpha, beta, rce_z, padded):
+    """Value, logged terms and gradient of alpha * L_rl + beta * L_reverse, with and without a padding mask."""
+    clip_range = 0.2 if family == "clipped" else None
+    logits, actions, advantages, old_log_prob = _batch(kind, seed=2)
+    mask = (th.arange(BATCH) % 5 != 0) if padded else None
+    # Padded entries hold garbage that must not leak into any term
+    if padded:
+        advantages = th.where(mask, advantages, 1e3)
+    logits = logits.clone().requires_grad_(True)
+    log_prob = _sb3_distribution(kind, logits).log_prob(actions)
+    loss_fn = SymmetricPolicyLoss(alpha, beta, rce_z)
+    if family == "clipped":
+        ratio = th.exp(log_prob - old_log_prob)
+        terms = loss_fn.clipped(advantages, ratio, old_log_prob, clip_range, mask=mask)
+    else:
+        terms = loss_fn.policy_gradient(advantages, log_prob, mask=mask)
+    (grad,) = th.autograd.grad(terms.loss, logits)
+
+    ref_logits = logits.detach().clone().requires_grad_(True)
+    rl, reverse = _reference_terms(kind, ref_logits, actions, advantages, old_log_prob, clip_range, rce_z, mask)
+    (ref_grad,) = th.autograd.grad(alpha * rl + beta * reverse, ref_logits)
+
+    assert th.allclose(terms.loss, alpha * rl + beta * reverse, rtol=0, atol=1e-12)
+    assert th.allclose(terms.policy_loss, rl, rtol=0, atol=1e-12)
+    assert th.allclose(terms.reverse_loss, reverse, rtol=0, atol=1e-12)
+    assert not terms.reverse_loss.requires_grad
+    assert th.allclose(grad, ref_grad, rtol=0, atol=1e-12)
+    assert grad.abs().max() > 1e-4
+    assert loss_fn.stats()["reverse_loss"] == pytest.approx(reverse.item(), rel=0, abs=1e-12)
+
+
+@pytest.mark.parametrize("padded", [False, True])
+def test_symmetric_policy_loss_alpha_one_beta_zero_is_the_parents_expression(padded):
+    """The graph and value at alpha=1, beta=0 are SB3's (PPO) and sb3-contrib's (RecurrentPPO) own, bit for bit."""
+    logits, actions, advantages, old_log_prob = _batch("categorical", seed=3)
+    logits = logits.float().requires_grad_(True)
+    advantages, old_log_prob = advantages.float(), old_log_prob.float()
+    mask = (th.arange(BATCH) % 3 != 0) if padded else None
+    ratio = th.exp(_sb3_distribution("categorical", logits).log_prob(actions) - old_log_prob)
+    terms = SymmetricPolicyLoss(1.0, 0.0, -1.0).clipped(advantages, ratio, old_log_prob, 0.2, mask=mask)
+    minimum = th.min(advantages * ratio, advantages * th.clamp(ratio, 0.8, 1.2))
+    parent = -th.mean(minimum[mask]) if padded else -minimum.mean()
+    assert th.equal(terms.loss, parent)
+    (ours,) = th.autograd.grad(terms.loss, logits, retain_graph=True)
+    (theirs,) = th.autograd.grad(parent, logits)
+    assert th.equal(ours, theirs)
+
+    a2c_terms = SymmetricPolicyLoss(1.0, 0.0, -1.0).policy_gradient(advantages, old_log_prob)
+    assert th.equal(a2c_terms.loss, -(advantages * old_log_prob).mean())
+
+
+def test_symmetric_policy_loss_sign_flip_statistic():
+    raw = th.tensor([10.0, 1.0, 0.5, -1.0])
+    normalized = (raw - raw.mean()) / (raw.std() + 1e-8)  # the mean is 2.625: 1.0 and 0.5 turn negative
+    ratio, old_log_prob = th.ones(4, requires_grad=True), th.zeros(4)
+    loss_fn = SymmetricPolicyLoss(0.5, 1.0, -1.0)
+    loss_fn.clipped(normalized, ratio, old_log_prob, 0.2, raw)
+    loss_fn.clipped(raw, ratio, old_log_prob, 0.2, raw)  # not normalized: not counted
+    assert loss_fn.stats()["adv_sign_flip_fraction"] == pytest.approx(0.5)
+    assert SymmetricPolicyLoss(0.5, 1.0, -1.0).stats() == {}

@@ -1,4 +1,4 @@
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import torch as th
 from gymnasium import spaces
@@ -10,7 +10,7 @@ from stable_baselines3.common.utils import explained_variance
 from torch.nn import functional as F
 
 from sb3_symmetric.common.base import SymmetricLossMixin
-from sb3_symmetric.losses import a2c_reverse_loss
+from sb3_symmetric.losses import SymmetricPolicyLoss
 
 SelfSymA2C = TypeVar("SelfSymA2C", bound="SymA2C")
 
@@ -31,17 +31,19 @@ class SymA2C(SymmetricLossMixin, A2C):
     :param policy: The policy model to use (MlpPolicy, CnnPolicy, MultiInputPolicy)
     :param env: The environment to learn from (if registered in Gym, can be str)
     :param alpha: Weight of the policy-gradient (ordinary RL) term, ``>= 0``.
-        Default 0.5: the paper's released Atari settings (paper.md section 5).
+        Default 0.5: the paper's released Atari settings (``docs/paper.rst``, "Hyperparameters").
     :param beta: Weight of the reverse RL term, ``>= 0`` (``alpha`` and ``beta`` not both 0).
-        Default 1.0: the paper's released Atari settings (paper.md section 5).
+        Default 1.0: the paper's released Atari settings (``docs/paper.rst``, "Hyperparameters").
     :param rce_z: ``Z``, the finite negative constant that replaces ``log 0`` in the reverse cross-entropy.
-        Default -1.0: every released script of the paper (paper.md section 2).
+        Default -1.0: every released script of the paper (``docs/paper.rst``, "Formulas").
     :param kwargs: see :class:`stable_baselines3.A2C` for ``learning_rate``, ``n_steps``, ``gamma``,
         ``gae_lambda``, ``ent_coef``, ``vf_coef``, ``max_grad_norm``, ``rms_prop_eps``, ``use_rms_prop``,
         ``use_sde``, ``sde_sample_freq``, ``rollout_buffer_class``, ``rollout_buffer_kwargs``,
         ``normalize_advantage``, ``stats_window_size``, ``tensorboard_log``, ``policy_kwargs``, ``verbose``,
         ``seed``, ``device`` and ``_init_setup_model``.
     """
+
+    parent_name: ClassVar[str] = "A2C"
 
     def __init__(
         self,
@@ -101,7 +103,8 @@ class SymA2C(SymmetricLossMixin, A2C):
 
     def train(self) -> None:
         """
-        Update policy using the currently gathered rollout buffer (one gradient step over whole data).
+        Update policy using the currently gathered
+        rollout buffer (one gradient step over whole data).
 
         A2C's ``train()`` with the policy term scaled by ``alpha`` and ``beta * L_reverse`` added.
         """
@@ -110,6 +113,7 @@ class SymA2C(SymmetricLossMixin, A2C):
 
         # Update optimizer learning rate
         self._update_learning_rate(self.policy.optimizer)
+        symmetric_loss = SymmetricPolicyLoss(self.alpha, self.beta, self.rce_z)
 
         # This will only loop once (get all data in one go)
         for rollout_data in self.rollout_buffer.get(batch_size=None):
@@ -126,12 +130,10 @@ class SymA2C(SymmetricLossMixin, A2C):
             if self.normalize_advantage:
                 advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
 
-            # Policy gradient loss
-            policy_loss = -(advantages * log_prob).mean()
-
-            # Reverse RL loss, from the log-probability computed above
-            # (multiplied by beta already, one op fewer in the graph)
-            reverse_loss = a2c_reverse_loss(log_prob, advantages, self.rce_z, scale=self._reverse_scale)
+            # Policy gradient loss (alpha * L_pg + beta * L_reverse; policy_loss is L_pg)
+            symmetric_policy_loss, policy_loss, _ = symmetric_loss.policy_gradient(
+                advantages, log_prob, rollout_data.advantages
+            )
 
             # Value loss using the TD(gae_lambda) target
             value_loss = F.mse_loss(rollout_data.returns, values)
@@ -143,10 +145,7 @@ class SymA2C(SymmetricLossMixin, A2C):
             else:
                 entropy_loss = -th.mean(entropy)
 
-            loss = self.alpha * policy_loss + self.ent_coef * entropy_loss + self.vf_coef * value_loss
-            # With beta == 0 the reverse term stays out of the graph, so alpha=1, beta=0 is A2C bit for bit
-            if self.beta != 0:
-                loss = loss + reverse_loss
+            loss = symmetric_policy_loss + self.ent_coef * entropy_loss + self.vf_coef * value_loss
 
             # Optimization step
             self.policy.optimizer.zero_grad()
@@ -164,7 +163,7 @@ class SymA2C(SymmetricLossMixin, A2C):
         self.logger.record("train/entropy_loss", entropy_loss.item())
         self.logger.record("train/policy_loss", policy_loss.item())
         self.logger.record("train/value_loss", value_loss.item())
-        self.logger.record("train/reverse_loss", reverse_loss.item() / self._reverse_scale)
+        self._record_symmetric_stats(symmetric_loss)
         if hasattr(self.policy, "log_std"):
             self.logger.record("train/std", th.exp(self.policy.log_std).mean().item())
 

@@ -1,4 +1,4 @@
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch as th
@@ -11,7 +11,7 @@ from stable_baselines3.common.utils import explained_variance
 from torch.nn import functional as F
 
 from sb3_symmetric.common.base import SymmetricLossMixin
-from sb3_symmetric.losses import clipped_surrogate, ppo_reverse_loss, sign_flips
+from sb3_symmetric.losses import SymmetricPolicyLoss
 
 SelfSymPPO = TypeVar("SelfSymPPO", bound="SymPPO")
 
@@ -32,17 +32,19 @@ class SymPPO(SymmetricLossMixin, PPO):
     :param policy: The policy model to use (MlpPolicy, CnnPolicy, MultiInputPolicy)
     :param env: The environment to learn from (if registered in Gym, can be str)
     :param alpha: Weight of the clipped-surrogate (ordinary RL) term, ``>= 0``.
-        Default 0.5: the paper's released Atari script (paper.md section 5).
+        Default 0.5: the paper's released Atari script (``docs/paper.rst``, "Hyperparameters").
     :param beta: Weight of the reverse RL term, ``>= 0`` (``alpha`` and ``beta`` not both 0).
-        Default 1.0: the paper's released Atari script (paper.md section 5).
+        Default 1.0: the paper's released Atari script (``docs/paper.rst``, "Hyperparameters").
     :param rce_z: ``Z``, the finite negative constant that replaces ``log 0`` in the reverse cross-entropy.
-        Default -1.0: every released script of the paper (paper.md section 2).
+        Default -1.0: every released script of the paper (``docs/paper.rst``, "Formulas").
     :param kwargs: see :class:`stable_baselines3.PPO` for ``learning_rate``, ``n_steps``, ``batch_size``,
         ``n_epochs``, ``gamma``, ``gae_lambda``, ``clip_range``, ``clip_range_vf``, ``normalize_advantage``,
         ``ent_coef``, ``vf_coef``, ``max_grad_norm``, ``use_sde``, ``sde_sample_freq``, ``rollout_buffer_class``,
         ``rollout_buffer_kwargs``, ``target_kl``, ``stats_window_size``, ``tensorboard_log``, ``policy_kwargs``,
         ``verbose``, ``seed``, ``device`` and ``_init_setup_model``.
     """
+
+    parent_name: ClassVar[str] = "PPO"
 
     def __init__(
         self,
@@ -125,12 +127,7 @@ class SymPPO(SymmetricLossMixin, PPO):
         entropy_losses = []
         pg_losses, value_losses = [], []
         clip_fractions = []
-        # Symmetric-loss statistics stay on the device and are read once, after the loop
-        # The reverse term arrives already multiplied by beta (one op fewer in the graph)
-        reverse_scale = self._reverse_scale
-        reverse_losses: list[th.Tensor] = []
-        raw_advantages: list[th.Tensor] = []
-        normalized_advantages: list[th.Tensor] = []
+        symmetric_loss = SymmetricPolicyLoss(self.alpha, self.beta, self.rce_z)
 
         continue_training = True
         # train for n_epochs epochs
@@ -150,28 +147,14 @@ class SymPPO(SymmetricLossMixin, PPO):
                 # Normalization does not make sense if mini batchsize == 1, see GH issue #325
                 if self.normalize_advantage and len(advantages) > 1:
                     advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-                    # Kept for the sign-flip statistic, computed once after the loop
-                    raw_advantages.append(rollout_data.advantages)
-                    normalized_advantages.append(advantages)
 
                 # ratio between old and new policy, should be one at the first iteration
                 ratio = th.exp(log_prob - rollout_data.old_log_prob)
 
-                # clipped surrogate loss, and the mask of the samples where it passes gradient
-                policy_loss, clip_mask = clipped_surrogate(advantages, ratio, clip_range)
-
-                # Reverse RL loss on the same samples, from the log-probability computed above
-                reverse_loss = ppo_reverse_loss(
-                    log_prob,
-                    rollout_data.old_log_prob,
-                    advantages,
-                    clip_range,
-                    self.rce_z,
-                    clip_mask=clip_mask,
-                    ratio=ratio,
-                    scale=reverse_scale,
+                # clipped surrogate loss (alpha * L_clip + beta * L_reverse; policy_loss is L_clip)
+                symmetric_policy_loss, policy_loss, _ = symmetric_loss.clipped(
+                    advantages, ratio, rollout_data.old_log_prob, clip_range, rollout_data.advantages
                 )
-                reverse_losses.append(reverse_loss.detach())
 
                 # Logging
                 pg_losses.append(policy_loss.item())
@@ -200,12 +183,12 @@ class SymPPO(SymmetricLossMixin, PPO):
 
                 entropy_losses.append(entropy_loss.item())
 
-                loss = self.alpha * policy_loss + self.ent_coef * entropy_loss + self.vf_coef * value_loss
-                # With beta == 0 the reverse term stays out of the graph, so alpha=1, beta=0 is PPO bit for bit
-                if self.beta != 0:
-                    loss = loss + reverse_loss
+                loss = symmetric_policy_loss + self.ent_coef * entropy_loss + self.vf_coef * value_loss
 
                 # Calculate approximate form of reverse KL Divergence for early stopping
+                # see issue #417: https://github.com/DLR-RM/stable-baselines3/issues/417
+                # and discussion in PR #419: https://github.com/DLR-RM/stable-baselines3/pull/419
+                # and Schulman blog: http://joschu.net/blog/kl-approx.html
                 with th.no_grad():
                     log_ratio = log_prob - rollout_data.old_log_prob
                     approx_kl_div = th.mean((th.exp(log_ratio) - 1) - log_ratio).cpu().numpy()
@@ -238,11 +221,7 @@ class SymPPO(SymmetricLossMixin, PPO):
         self.logger.record("train/clip_fraction", np.mean(clip_fractions))
         self.logger.record("train/loss", loss.item())
         self.logger.record("train/explained_variance", explained_var)
-        self.logger.record("train/reverse_loss", th.stack(reverse_losses).mean().item() / reverse_scale)
-        flip_fraction = 0.0
-        if raw_advantages:
-            flip_fraction = sign_flips(th.cat(raw_advantages), th.cat(normalized_advantages)).float().mean().item()
-        self.logger.record("train/adv_sign_flip_fraction", flip_fraction)
+        self._record_symmetric_stats(symmetric_loss)
         if hasattr(self.policy, "log_std"):
             self.logger.record("train/std", th.exp(self.policy.log_std).mean().item())
 

@@ -1,0 +1,3 @@
+from sb3_symmetric.ppo_mask.ppo_mask import SymMaskablePPO
+
+__all__ = ["SymMaskablePPO"]

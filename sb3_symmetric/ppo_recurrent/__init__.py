@@ -1,0 +1,3 @@
+from sb3_symmetric.ppo_recurrent.ppo_recurrent import SymRecurrentPPO
+
+__all__ = ["SymRecurrentPPO"]
