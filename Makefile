@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-fast lint format type bench clean
+.PHONY: install demo test test-fast lint format type bench clean mutate
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,12 @@ format: $(STAMP)
 
 type: $(STAMP)
 	$(BIN)/mypy
+
+# Mutation testing (tests/MUTANTS.md; not in CI). Resumable: a rerun only tests mutants without a result yet.
+MUTATE_JOBS ?= 2
+mutate: $(STAMP)
+	OMP_NUM_THREADS=1 nice -n 10 $(BIN)/mutmut run --max-children $(MUTATE_JOBS)
+	$(BIN)/mutmut results
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/speed.py

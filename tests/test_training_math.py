@@ -241,7 +241,11 @@ def test_training_step_and_logs_match_the_formulas(case, space, coefficients, op
 def test_advantage_normalization_either_way(case, normalize_advantage):
     """The reverse term uses the advantages the policy term uses, normalized (per minibatch) or raw."""
     model, snapshot = train_once(
-        case, "MultiDiscrete", COEFFICIENTS["a0.7-b2.5-z1.7"], OPTIMIZERS["sgd-unclipped"], normalize_advantage=normalize_advantage
+        case,
+        "MultiDiscrete",
+        COEFFICIENTS["a0.7-b2.5-z1.7"],
+        OPTIMIZERS["sgd-unclipped"],
+        normalize_advantage=normalize_advantage,
     )
     reference = reference_train(case, model, snapshot)
     assert_same_update(model, reference)
