@@ -208,11 +208,17 @@ def train_once(case: AlgoCase, space: str, coefficients: dict, optimizer: dict, 
     return model, snapshot.taken[0]
 
 
+# Float32 summation order is all that differs. Worst measured over the main test's 48 cases: parameters 6.8e-6
+# (Adam, where a near-zero gradient's tiny difference moves a step of up to lr = 0.02), gradients 3% and logged values
+# 2% of the tolerances below. The parameter tolerance is 7x that worst case and 400x below one Adam step.
+PARAMETER_ATOL = 5e-5
+
+
 def assert_same_update(model, reference: dict[str, Any]) -> None:
     ours = dict(model.policy.named_parameters())
     for name, expected in reference["policy"].named_parameters():
         actual = ours[name]
-        th.testing.assert_close(actual.detach(), expected.detach(), rtol=1e-4, atol=2e-6, msg=f"parameter {name}")
+        th.testing.assert_close(actual.detach(), expected.detach(), rtol=1e-4, atol=PARAMETER_ATOL, msg=f"parameter {name}")
         # the gradients of the last optimizer step (after clipping), both sides
         th.testing.assert_close(actual.grad, expected.grad, rtol=1e-3, atol=1e-6, msg=f"gradient of {name}")
     logged = model.logger.name_to_value
