@@ -95,7 +95,7 @@ class Snapshot(BaseCallback):
                 policy=copy.deepcopy(self.model.policy),  # with its optimizer and that optimizer's state
                 data={
                     name: buffer.swap_and_flatten(getattr(buffer, name).copy())
-                    for name in ("observations", "actions", "log_probs", "advantages", "returns")
+                    for name in ("observations", "actions", "log_probs", "advantages", "returns", "values")
                 },
                 numpy_state=np.random.get_state(),  # the minibatch shuffle draws from it
             )
@@ -149,6 +149,8 @@ def reference_train(case: AlgoCase, model, snapshot: dict[str, Any]) -> dict[str
     logs: dict[str, list[float]] = {key: [] for key in ("policy", "reverse", "value", "entropy", "flip", "clip")}
     masked_out = 0
     for _ in range(epochs):
+        # SB3's PPO logs the approximate KL of the last epoch's minibatches
+        logs["kl"] = []
         order = th.as_tensor(np.random.permutation(n_samples))
         for start in range(0, n_samples, batch_size):
             index = order[start : start + batch_size]
@@ -168,6 +170,8 @@ def reference_train(case: AlgoCase, model, snapshot: dict[str, Any]) -> dict[str
                 mask = ((ratio - 1).abs() <= eps) | (advantages * ratio <= advantages * clipped)
                 reverse_loss = (-mask.float() * advantages * z * other / pi_old).mean()
                 masked_out += int((~mask).sum())
+                with th.no_grad():
+                    logs["kl"].append(float(((ratio - 1) - th.log(ratio)).mean()))
                 logs["clip"].append(float(((ratio - 1).abs() > eps).float().mean()))
             else:
                 policy_loss = -(advantages * th.log(pi)).mean()
@@ -185,7 +189,10 @@ def reference_train(case: AlgoCase, model, snapshot: dict[str, Any]) -> dict[str
             logs["entropy"].append(float(entropy_loss.detach()))
             if model.normalize_advantage and len(raw) > 1:
                 logs["flip"].append(float((raw * advantages < 0).float().mean()))
+    returns, values = snapshot["data"]["returns"].flatten(), snapshot["data"]["values"].flatten()
     expected = {
+        "train/n_updates": epochs,
+        "train/explained_variance": 1 - np.var(returns - values) / np.var(returns),
         case.policy_loss_key: np.mean(logs["policy"]),
         "train/reverse_loss": np.mean(logs["reverse"]),
         "train/value_loss": np.mean(logs["value"]),
@@ -195,6 +202,8 @@ def reference_train(case: AlgoCase, model, snapshot: dict[str, Any]) -> dict[str
         # SB3 PPO's loss key holds the last minibatch's total loss
         expected["train/loss"] = float(loss.detach())
         expected["train/clip_fraction"] = np.mean(logs["clip"])
+        expected["train/approx_kl"] = np.mean(logs["kl"])
+        expected["train/clip_range"] = eps
         expected["train/adv_sign_flip_fraction"] = np.mean(logs["flip"]) if logs["flip"] else 0.0
     return dict(policy=policy, logs=expected, masked_out=masked_out)
 
