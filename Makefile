@@ -37,9 +37,11 @@ type: $(STAMP)
 	$(BIN)/mypy
 
 # Mutation testing (tests/MUTANTS.md; not in CI). Resumable: a rerun only tests mutants without a result yet.
+# MUTANTS picks some by name pattern (and reruns them), e.g. make mutate MUTANTS='*train__mutmut_*'
 MUTATE_JOBS ?= 2
+MUTANTS ?=
 mutate: $(STAMP)
-	OMP_NUM_THREADS=1 nice -n 10 $(BIN)/mutmut run --max-children $(MUTATE_JOBS)
+	OMP_NUM_THREADS=1 nice -n 10 $(BIN)/mutmut run --max-children $(MUTATE_JOBS) $(MUTANTS)
 	$(BIN)/mutmut results
 
 bench: $(STAMP)
