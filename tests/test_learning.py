@@ -36,6 +36,7 @@ def _evaluate(model, env_id: str, seed: int, wrapper_class=None) -> float:
     return mean_return
 
 
+# CartPole-v1 caps returns at 500; SymPPO measured 500.0 here at these seeds. 475 is the env's "solved" score.
 def test_symppo_solves_cartpole():
     model = SymPPO("MlpPolicy", make_vec_env("CartPole-v1", n_envs=8, seed=0), seed=0, **CARTPOLE_PPO)
     model.learn(100_000)
