@@ -116,3 +116,22 @@ def test_noise_callback_warns_on_an_off_policy_model():
     model = DQN("MlpPolicy", "CartPole-v1", learning_starts=0, seed=0)
     with pytest.warns(UserWarning, match="made for on-policy algorithms; DQN"):
         model.learn(8, callback=RewardNoiseCallback("gaussian", sigma=0.1))
+
+
+@pytest.mark.parametrize("sym_algo, parent", PAIRS, ids=PAIR_IDS)
+def test_schedules_follow_the_progress_like_the_parent(sym_algo, parent):
+    """Learning-rate and clip-range schedules read the remaining progress as the parent's train() does."""
+    schedules = dict(learning_rate=lambda progress: 0.01 * progress)
+    if parent is PPO:
+        schedules.update(clip_range=lambda progress: 0.3 * progress, clip_range_vf=lambda progress: 0.5 * progress)
+        schedules.update(batch_size=16, n_epochs=2)
+    models = []
+    for algo, kwargs in ((sym_algo, dict(alpha=1.0, beta=0.0)), (parent, {})):
+        model = algo("MlpPolicy", make_vec_env("CartPole-v1", n_envs=2, seed=0), n_steps=16, seed=0, **schedules, **kwargs)
+        model.learn(16 * 2 * 3)
+        models.append(model)
+    ours, reference = models
+    for a, b in zip(ours.policy.parameters(), reference.policy.parameters(), strict=True):
+        assert th.equal(a, b)
+    for key in ("train/learning_rate", "train/clip_range", "train/clip_range_vf"):
+        assert ours.logger.name_to_value.get(key) == reference.logger.name_to_value.get(key), key
