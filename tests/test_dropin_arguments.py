@@ -121,9 +121,9 @@ def test_noise_callback_warns_on_an_off_policy_model():
 @pytest.mark.parametrize("sym_algo, parent", PAIRS, ids=PAIR_IDS)
 def test_schedules_follow_the_progress_like_the_parent(sym_algo, parent):
     """Learning-rate and clip-range schedules read the remaining progress as the parent's train() does."""
-    schedules = dict(learning_rate=lambda progress: 0.01 * progress)
+    schedules = dict(learning_rate=lambda progress: 0.03 * progress)
     if parent is PPO:
-        schedules.update(clip_range=lambda progress: 0.3 * progress, clip_range_vf=lambda progress: 0.5 * progress)
+        schedules.update(clip_range=lambda progress: 0.3 * progress, clip_range_vf=lambda progress: 0.02 * progress)
         schedules.update(batch_size=16, n_epochs=2)
     models = []
     for algo, kwargs in ((sym_algo, dict(alpha=1.0, beta=0.0)), (parent, {})):
