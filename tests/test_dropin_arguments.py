@@ -133,5 +133,5 @@ def test_schedules_follow_the_progress_like_the_parent(sym_algo, parent):
     ours, reference = models
     for a, b in zip(ours.policy.parameters(), reference.policy.parameters(), strict=True):
         assert th.equal(a, b)
-    for key in ("train/learning_rate", "train/clip_range", "train/clip_range_vf"):
+    for key in ("train/learning_rate", "train/clip_range", "train/clip_range_vf", "train/n_updates"):
         assert ours.logger.name_to_value.get(key) == reference.logger.name_to_value.get(key), key
