@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-fast lint format type bench docs clean
+.PHONY: install demo test test-fast lint format type bench docs clean mutate
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,14 @@ format: $(STAMP)
 
 type: $(STAMP)
 	$(BIN)/mypy
+
+# Mutation testing (tests/MUTANTS.md; not in CI). Resumable: a rerun only tests mutants without a result yet.
+# MUTANTS picks some by name pattern (and reruns them), e.g. make mutate MUTANTS='*train__mutmut_*'
+MUTATE_JOBS ?= 2
+MUTANTS ?=
+mutate: $(STAMP)
+	OMP_NUM_THREADS=1 nice -n 10 $(BIN)/mutmut run --max-children $(MUTATE_JOBS) $(MUTANTS)
+	$(BIN)/mutmut results
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/speed.py

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 
 import numpy as np
 import pytest
@@ -13,17 +12,15 @@ from stable_baselines3.common.callbacks import CallbackList, EvalCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper, VecNormalize
 
+from sb3_symmetric import SymA2C, SymPPO
 from sb3_symmetric.noise import RewardNoiseCallback
 
-
-def _algos() -> list:
-    algos = [pytest.param(A2C, id="A2C"), pytest.param(PPO, id="PPO")]
-    for module, name in (("sb3_symmetric.sppo", "SymPPO"), ("sb3_symmetric.sa2c", "SymA2C")):
-        try:
-            algos.append(pytest.param(getattr(importlib.import_module(module), name), id=name))
-        except (ImportError, AttributeError):
-            algos.append(pytest.param(None, id=name, marks=pytest.mark.skip(reason=f"{name} not importable yet")))
-    return algos
+ALGOS = [
+    pytest.param(A2C, id="A2C"),
+    pytest.param(PPO, id="PPO"),
+    pytest.param(SymPPO, id="SymPPO"),
+    pytest.param(SymA2C, id="SymA2C"),
+]
 
 
 class RecordRewards(VecEnvWrapper):
@@ -123,7 +120,7 @@ def test_same_seed_same_noise_and_model_seed_is_used():
     assert not np.allclose(runs[0], runs[2])
 
 
-@pytest.mark.parametrize("algo", _algos())
+@pytest.mark.parametrize("algo", ALGOS)
 def test_noise_reaches_the_rollout_buffer(algo):
     buffer, returned, _ = _one_rollout(algo, RewardNoiseCallback("gaussian", sigma=0.5, seed=0))
     noise = buffer - returned
@@ -155,21 +152,51 @@ def test_noise_is_added_after_vecnormalize():
     assert noise.std() == pytest.approx(sigma, rel=0.1)
 
 
-def test_monitor_and_evaluation_see_true_returns(tmp_path):
+NOISES = {
+    "flip": lambda: RewardNoiseCallback("flip", p=0.5, seed=0),
+    "gaussian": lambda: RewardNoiseCallback("gaussian", sigma=0.5, seed=0),
+    "uniform": lambda: RewardNoiseCallback("uniform", v=0.5, seed=0),
+}
+
+
+@pytest.mark.parametrize("kind", list(NOISES))
+@pytest.mark.parametrize("algo", [A2C, SymA2C], ids=["A2C", "SymA2C"])
+def test_monitor_and_evaluation_see_true_returns(tmp_path, algo, kind):
     # CartPole pays exactly 1 per step, so a true return equals the episode length.
     env = make_vec_env("CartPole-v1", n_envs=2, seed=0)
     eval_env = make_vec_env("CartPole-v1", n_envs=1, seed=1)
     evaluation = EvalCallback(eval_env, eval_freq=256, n_eval_episodes=3, log_path=str(tmp_path), verbose=0)
-    noise = RewardNoiseCallback("flip", p=0.5, seed=0)
-    model = A2C("MlpPolicy", env, n_steps=64, seed=0, device="cpu")
-    model.learn(total_timesteps=1024, callback=CallbackList([noise, evaluation]))
-    assert (model.rollout_buffer.rewards == 0.0).mean() > 0.3
+    model = algo("MlpPolicy", env, n_steps=64, seed=0, device="cpu")
+    model.learn(total_timesteps=1024, callback=CallbackList([NOISES[kind](), evaluation]))
+    # precondition: training did see noisy rewards
+    assert np.abs(model.rollout_buffer.rewards - 1.0).mean() > 0.2
     episodes = list(model.ep_info_buffer)
     assert episodes
     assert all(info["r"] == info["l"] for info in episodes)
     logged = np.load(tmp_path / "evaluations.npz")
     assert logged["results"].size > 0
     np.testing.assert_array_equal(logged["results"], logged["ep_lengths"])
+
+
+@pytest.mark.parametrize("kind", list(NOISES))
+@pytest.mark.parametrize("seed", [None, 5])
+def test_noise_stream_continues_across_learn_calls(kind, seed):
+    """A second learn() with the same callback draws the next noise of the stream: it neither replays nor restarts."""
+    n_envs, n_steps = 3, 20
+    env = RecordRewards(make_vec_env("CartPole-v1", n_envs=n_envs, seed=0))
+    model = A2C("MlpPolicy", env, n_steps=n_steps, seed=11, device="cpu")
+    noise = NOISES[kind]()
+    noise.seed = seed
+    added = []
+    for call in range(3):
+        model.learn(n_steps * n_envs, callback=noise, reset_num_timesteps=call == 0)
+        returned = np.stack(env.rewards[-n_steps:])
+        added.append(model.rollout_buffer.rewards - returned)
+    # the same stream drawn in one go, step by step as collect_rollouts does: seed None means the model's seed
+    reference = RewardNoiseCallback(kind, **{RewardNoiseCallback.kinds[kind]: 0.5}, seed=11 if seed is None else seed)
+    stream = np.stack([reference.perturb(np.ones(n_envs)) - 1.0 for _ in range(3 * n_steps)])
+    np.testing.assert_allclose(np.concatenate(added), stream, atol=1e-6)
+    assert not np.allclose(added[0], added[1])
 
 
 def _zoo_manager(tmp_path, **kwargs):

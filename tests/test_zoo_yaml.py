@@ -10,8 +10,6 @@ import pytest
 import yaml
 from gymnasium import spaces
 
-pytest.importorskip("rl_zoo3")
-
 from sb3_symmetric import SymA2C, SymPPO, zoo
 
 ALGO_CLASSES = {"sppo": SymPPO, "sa2c": SymA2C}
@@ -31,9 +29,29 @@ REQUIRED_ENVS = [
     "Swimmer-v5",
     "InvertedDoublePendulum-v5",
     "Humanoid-v5",
+    "HumanoidStandup-v5",
 ]
 # one id of each Atari family the `atari` entry serves
 ATARI_IDS = ["PongNoFrameskip-v4", "ALE/Pong-v5"]
+# The paper's env sets (docs/paper.rst, "Continuous actions" and "Hyperparameters"), at today's ids
+PAPER_MUJOCO = [
+    "Ant-v5",
+    "HumanoidStandup-v5",
+    "Walker2d-v5",
+    "Hopper-v5",
+    "HalfCheetah-v5",
+    "Swimmer-v5",
+    "InvertedDoublePendulum-v5",
+    "Humanoid-v5",
+]
+PAPER_BOX2D = ["BipedalWalker-v3", "LunarLanderContinuous-v3"]
+# the paper's example game in both Atari id families
+PAPER_ATARI = ["WizardOfWorNoFrameskip-v4", "ALE/WizardOfWor-v5"]
+# n_timesteps of the paper's runs (docs/paper.rst, "Hyperparameters"); the rest of the set has 2M
+PAPER_BUDGETS = {
+    "sppo": {"Walker2d-v5": 5e6, "HumanoidStandup-v5": 1e7, "Humanoid-v5": 1e7},
+    "sa2c": {"Humanoid-v5": 1e7},
+}
 # envs no entry names: they get the `default` entry
 UNLISTED_DISCRETE, UNLISTED_BOX = "CartPole-v0", "MountainCarContinuous-v0"
 DISCRETIZE = {"sb3_symmetric.DiscretizeAction": {"n_bins": 11}}
@@ -128,3 +146,28 @@ def test_module_config_reads_the_same_entries_as_the_yaml(algo, tmp_path):
         assert experiment.config == f"sb3_symmetric.hyperparams.{algo}"
         assert experiment.read_hyperparameters() == default
         assert default[0]["rce_z"] == -1.0
+
+
+@pytest.mark.parametrize("env_id", PAPER_MUJOCO + PAPER_BOX2D + PAPER_ATARI)
+@pytest.mark.parametrize("algo", list(ALGO_CLASSES))
+def test_every_paper_env_resolves_to_its_entry_and_builds(algo, env_id, tmp_path, monkeypatch):
+    """`rl_zoo3 train --algo <algo> --env <paper env>` reads the env's own entry (never `default`) and builds the model."""
+    monkeypatch.chdir(tmp_path)  # MuJoCo writes its warnings to ./MUJOCO_LOG.TXT
+    entries = load(algo)
+    key = "atari" if env_id in PAPER_ATARI else env_id
+    assert key in entries, f"{env_id} has no entry in {algo}.yml and would fall back to `default`"
+    experiment = manager(algo, env_id, tmp_path)
+    _, saved = experiment.read_hyperparameters()
+    assert dict(saved) == entries[key]
+    if key != "atari":
+        assert entries[key]["n_timesteps"] == PAPER_BUDGETS[algo].get(env_id, 2e6)
+    model, _ = experiment.setup_experiment()
+    try:
+        assert type(model) is ALGO_CLASSES[algo]
+        if key == "atari":
+            assert model.observation_space.shape == (4, 84, 84)
+        else:
+            # every continuous task of the paper: 11 bins per action dimension (docs/paper.rst, "Continuous actions")
+            assert model.action_space == spaces.MultiDiscrete([11] * gym.make(env_id).action_space.shape[0])
+    finally:
+        model.env.close()

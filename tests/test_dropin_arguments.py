@@ -1,0 +1,137 @@
+"""SymPPO / SymA2C take every argument of PPO / A2C, with the same defaults, and hand each one on unchanged."""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+import pytest
+import torch as th
+from stable_baselines3 import A2C, PPO
+from stable_baselines3.common.buffers import RolloutBuffer
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.logger import KVWriter, Logger
+
+from sb3_symmetric import RewardNoiseCallback, SymA2C, SymPPO
+
+PAIRS = [(SymPPO, PPO), (SymA2C, A2C)]
+PAIR_IDS = ["SymPPO", "SymA2C"]
+# docs/paper.rst, "Hyperparameters": the released Atari script's weights, and Z = -1 of every released script
+SYMMETRIC_DEFAULTS = {"alpha": 0.5, "beta": 1.0, "rce_z": -1.0}
+
+# a non-default value for every constructor argument the parents share (policy and env apart)
+NON_DEFAULTS = {
+    "learning_rate": 1.234e-3,
+    "n_steps": 24,
+    "gamma": 0.97,
+    "gae_lambda": 0.91,
+    "ent_coef": 0.013,
+    "vf_coef": 0.37,
+    "max_grad_norm": 0.77,
+    "use_sde": False,
+    "sde_sample_freq": 3,
+    "rollout_buffer_class": RolloutBuffer,
+    "rollout_buffer_kwargs": {},
+    "normalize_advantage": True,
+    "stats_window_size": 17,
+    "policy_kwargs": dict(net_arch=[8]),
+    "verbose": 0,
+    "seed": 5,
+    "device": "cpu",
+}
+PPO_ONLY = {"batch_size": 12, "n_epochs": 3, "clip_range": 0.17, "clip_range_vf": 0.3, "target_kl": 0.05}
+A2C_ONLY = {"rms_prop_eps": 2e-5, "use_rms_prop": False, "normalize_advantage": True}
+
+
+@pytest.mark.parametrize("sym_algo, parent", PAIRS, ids=PAIR_IDS)
+@pytest.mark.parametrize("method", ["__init__", "learn"])
+def test_signature_is_the_parents_plus_the_symmetric_coefficients(sym_algo, parent, method):
+    ours = dict(inspect.signature(getattr(sym_algo, method)).parameters)
+    theirs = dict(inspect.signature(getattr(parent, method)).parameters)
+    if method == "__init__":
+        assert {name: ours.pop(name).default for name in SYMMETRIC_DEFAULTS} == SYMMETRIC_DEFAULTS
+    else:
+        # SB3 names the TensorBoard run after the algorithm
+        assert ours.pop("tb_log_name").default == sym_algo.__name__
+        assert theirs.pop("tb_log_name").default == parent.__name__
+    assert list(ours) == list(theirs)
+    assert {name: p.default for name, p in ours.items()} == {name: p.default for name, p in theirs.items()}
+
+
+@pytest.mark.parametrize("sym_algo, parent", PAIRS, ids=PAIR_IDS)
+def test_every_argument_reaches_the_model(sym_algo, parent, tmp_path):
+    kwargs = {**NON_DEFAULTS, **(PPO_ONLY if parent is PPO else A2C_ONLY), "tensorboard_log": str(tmp_path)}
+    env = make_vec_env("CartPole-v1", n_envs=2, seed=0)
+    ours = sym_algo("MlpPolicy", env, alpha=0.3, beta=0.6, rce_z=-2.0, **kwargs)
+    reference = parent("MlpPolicy", env, **kwargs)
+    assert (ours.alpha, ours.beta, ours.rce_z) == (0.3, 0.6, -2.0)
+    skip = {"policy", "env", "rollout_buffer", "lr_schedule", "clip_range", "clip_range_vf", "action_noise"}
+    for name, value in vars(reference).items():
+        if name in skip or name.startswith("_last") or isinstance(value, (th.nn.Module, np.random.Generator)):
+            continue
+        if callable(value):
+            assert callable(getattr(ours, name)), name
+            continue
+        assert getattr(ours, name) == value, name
+    if parent is PPO:
+        assert ours.clip_range(0.5) == reference.clip_range(0.5) == 0.17
+        assert ours.clip_range_vf(0.5) == reference.clip_range_vf(0.5) == 0.3
+    assert ours.lr_schedule(0.5) == reference.lr_schedule(0.5)
+    assert type(ours.policy.optimizer) is type(reference.policy.optimizer)
+    assert ours.policy.optimizer.defaults == reference.policy.optimizer.defaults
+
+
+class Dumps(KVWriter):
+    def __init__(self) -> None:
+        self.written: list[dict] = []
+
+    def write(self, key_values: dict, key_excluded: dict, step: int = 0) -> None:
+        self.written.append(dict(key_values))
+
+
+@pytest.mark.parametrize("sym_algo, parent", PAIRS, ids=PAIR_IDS)
+def test_learn_defaults_log_and_name_runs_like_the_parent(sym_algo, parent, tmp_path):
+    """Same log_interval default as the parent (as many dumps), and the TensorBoard run is named after the class."""
+    counts = []
+    for algo in (sym_algo, parent):
+        small = dict(n_steps=2, seed=0, **({"batch_size": 2, "n_epochs": 1} if parent is PPO else {}))
+        model = algo("MlpPolicy", make_vec_env("CartPole-v1", n_envs=1, seed=0), tensorboard_log=str(tmp_path), **small)
+        model.learn(4)
+        dumps = Dumps()
+        model.set_logger(Logger(None, [dumps]))
+        model.learn(2 * 110)
+        counts.append(len(dumps.written))
+    assert counts[0] == counts[1] > 0
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted([f"{sym_algo.__name__}_1", f"{parent.__name__}_1"])
+
+
+def test_noise_callback_repr_names_its_settings():
+    assert repr(RewardNoiseCallback("flip", p=0.1, seed=3)) == "RewardNoiseCallback('flip', p=0.1, seed=3)"
+    assert repr(RewardNoiseCallback()) == "RewardNoiseCallback('none', seed=None)"
+
+
+def test_noise_callback_warns_on_an_off_policy_model():
+    from stable_baselines3 import DQN
+
+    model = DQN("MlpPolicy", "CartPole-v1", learning_starts=0, seed=0)
+    with pytest.warns(UserWarning, match="made for on-policy algorithms; DQN"):
+        model.learn(8, callback=RewardNoiseCallback("gaussian", sigma=0.1))
+
+
+@pytest.mark.parametrize("sym_algo, parent", PAIRS, ids=PAIR_IDS)
+def test_schedules_follow_the_progress_like_the_parent(sym_algo, parent):
+    """Learning-rate and clip-range schedules read the remaining progress as the parent's train() does."""
+    schedules = dict(learning_rate=lambda progress: 0.03 * progress)
+    if parent is PPO:
+        schedules.update(clip_range=lambda progress: 0.3 * progress, clip_range_vf=lambda progress: 0.02 * progress)
+        schedules.update(batch_size=16, n_epochs=2)
+    models = []
+    for algo, kwargs in ((sym_algo, dict(alpha=1.0, beta=0.0)), (parent, {})):
+        model = algo("MlpPolicy", make_vec_env("CartPole-v1", n_envs=2, seed=0), n_steps=16, seed=0, **schedules, **kwargs)
+        model.learn(16 * 2 * 3)
+        models.append(model)
+    ours, reference = models
+    for a, b in zip(ours.policy.parameters(), reference.policy.parameters(), strict=True):
+        assert th.equal(a, b)
+    for key in ("train/learning_rate", "train/clip_range", "train/clip_range_vf", "train/n_updates"):
+        assert ours.logger.name_to_value.get(key) == reference.logger.name_to_value.get(key), key
