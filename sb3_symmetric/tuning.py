@@ -46,7 +46,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 SYMMETRIC_ALGOS = ("sppo", "sa2c", "sppo_lstm")
 
-# Search space of the symmetric loss weights (paper.md sections 2 and 5):
+# Search space of the symmetric loss weights (docs/paper.rst, "Formulas" and "Hyperparameters"):
 # alpha: the scripts use 0.5 (Atari, MuJoCo, RLHF); the floor keeps the forward (PPO / A2C) term in play.
 ALPHA_RANGE = (0.1, 1.0)
 # beta: log-uniform so that both the Atari value (1) and the MuJoCo value (20) are well covered.

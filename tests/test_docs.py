@@ -39,6 +39,9 @@ def test_sphinx_build_has_no_warning(tmp_path: Path) -> None:
     documented = (
         "sb3_symmetric.SymPPO",
         "sb3_symmetric.SymA2C",
+        "sb3_symmetric.SymRecurrentPPO",
+        "sb3_symmetric.SymMaskablePPO",
+        "sb3_symmetric.losses.SymmetricPolicyLoss",
         "sb3_symmetric.losses.ppo_reverse_loss",
         "sb3_symmetric.equivalence.ppo_equivalent",
         "sb3_symmetric.equivalence.KNOBS",

@@ -1,4 +1,4 @@
-"""Reward noise (paper.md section 4): parameters, moments, placement, and that evaluation stays clean."""
+"""Reward noise (docs/paper.rst, "Noise settings"): parameters, moments, placement, and that evaluation stays clean."""
 
 from __future__ import annotations
 
@@ -87,7 +87,7 @@ def test_flip_rate_and_values(p):
     clipped = np.random.default_rng(1).choice([-1.0, 0.0, 1.0], size=200_000)
     noisy = RewardNoiseCallback("flip", p=p, seed=0).perturb(clipped.copy())
     flipped = noisy != clipped
-    # Atari's clipped rewards map 0 -> 1, 1 -> 0, -1 -> 2 (paper.md section 4)
+    # Atari's clipped rewards map 0 -> 1, 1 -> 0, -1 -> 2 (docs/paper.rst, "Noise settings")
     np.testing.assert_array_equal(noisy[flipped], 1.0 - clipped[flipped])
     assert abs(flipped.mean() - p) <= 4 * np.sqrt(p * (1 - p) / clipped.size) + 1e-12
 
