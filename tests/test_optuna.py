@@ -22,6 +22,7 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 from postgres_fixtures import free_port, postgres_server
+from waiting import wait_for
 
 from sb3_symmetric import tuning, zoo
 
@@ -114,16 +115,6 @@ def owned_running_trial(study: optuna.Study, pid: int) -> int | None:
         if trial.user_attrs.get(tuning.WORKER_ATTR, {}).get("pid") == pid:
             return trial.number
     return None
-
-
-def wait_for(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def wait_workers(workers: list[subprocess.Popen], tmp_path: Path, timeout: float = 300) -> None:
