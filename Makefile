@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-fast lint format type bench docs clean mutate
+.PHONY: install demo test test-extended test-fast lint format type bench docs clean mutate
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,8 +19,12 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m sb3_symmetric.demo
 
+# The whole suite but the extended tests (external suites, long learning comparisons): what CI runs
 test: $(STAMP)
-	$(BIN)/python -m pytest --cov --cov-report=term
+	$(BIN)/python -m pytest -m "not extended" --durations=15 --cov --cov-report=term
+
+test-extended: $(STAMP)
+	$(BIN)/python -m pytest -m extended --durations=15
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow"

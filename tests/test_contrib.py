@@ -238,6 +238,7 @@ def _linear(value: float):
 
 
 @pytest.mark.slow
+@pytest.mark.extended
 def test_sym_recurrent_ppo_learns_cartpole_without_velocities():
     """The YAML entry (RL-Zoo's ppo_lstm CartPoleNoVel-v1 settings) trains SymRecurrentPPO to RL-Zoo's score."""
     import yaml
@@ -404,6 +405,7 @@ def pytest_runtest_makereport(item, call):
 
 
 @pytest.mark.slow
+@pytest.mark.extended
 def test_sb3_contrib_own_tests_pass_with_our_classes_swapped_in(tmp_path):
     """sb3-contrib's tests of RecurrentPPO and MaskablePPO, run on SymRecurrentPPO and SymMaskablePPO."""
     import os

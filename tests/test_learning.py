@@ -49,6 +49,7 @@ def test_syma2c_solves_cartpole():
     assert _evaluate(model, "CartPole-v1", seed=1000) >= 475
 
 
+@pytest.mark.extended
 def test_discretized_pendulum_symppo_learns_as_well_as_ppo():
     returns = {}
     for name, kwargs in (("SymPPO", {}), ("PPO on the same bins", dict(alpha=1.0, beta=0.0))):

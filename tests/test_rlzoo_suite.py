@@ -50,6 +50,8 @@ OPTIMIZE = [
     for pruner in ("none", "halving", "median")
     for sampler in ("random", "tpe")
 ]
+# The sampler x pruner sweeps and the multi-worker sweep run with `make test-extended`; the rest in `make test`
+EXTENDED = {*OPTIMIZE, "test_hyperparams_opt.py::test_multiple_workers"}
 SELECTED = [
     "test_train.py::test_train[sppo-CartPole-v1]",
     "test_train.py::test_train[sa2c-CartPole-v1]",
@@ -60,6 +62,7 @@ SELECTED = [
     "test_hyperparams_opt.py::test_optimize_log_path",
     "test_hyperparams_opt.py::test_multiple_workers",
 ]
+SELECTED_PARAMS = [pytest.param(node, marks=pytest.mark.extended) if node in EXTENDED else node for node in SELECTED]
 # Not run, and why (the remaining RL-Zoo tests are for its other algorithms: dqn, sac, td3, ddpg, tqc, ppo_lstm).
 NOT_RUN = {
     "test_train.py::test_train[ppo-BipedalWalkerHardcore-v3]": "continuous actions and no sppo.yml entry: SymPPO "
@@ -115,7 +118,7 @@ def test_substitution_swaps_only_the_algorithm_names():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("node", SELECTED)
+@pytest.mark.parametrize("node", SELECTED_PARAMS)
 def test_rl_zoo_test_passes_with_symmetric_algorithms(zoo_folder: Path, node: str) -> None:
     if node == "test_train.py::test_gym_packages" and not (zoo_folder / "tests" / "dummy_env").is_dir():
         pytest.skip("needs tests/dummy_env of a full RL-Zoo checkout (the sdist does not ship it)")

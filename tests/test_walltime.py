@@ -67,6 +67,7 @@ def test_fit_recovers_planted_costs_and_projects_the_preset(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.extended
 def test_command_end_to_end_and_resume(tmp_path):
     """Real timing work (6 short Pendulum trainings, one timed evaluation), the report, a rerun that redoes nothing."""
     base = [sys.executable, "-m", "benchmarks.walltime", "--preset", "pendulum-10seeds", "--workers", "2"]
