@@ -147,7 +147,7 @@ def test_catalog_presets_and_algorithms():
     minatar = engine.PRESETS["minatar"]
     assert minatar.seeds == 10 and [spec.env for spec in minatar.envs] == ["MinAtar/Breakout-v1", "MinAtar/SpaceInvaders-v1"]
     assert minatar.algos == ("ppo", "sppo", "ppo_equiv", "ppo_vf", "ppo_ent", "ppo_gn", "a2c", "sa2c")
-    assert all(spec.noises == ("clean", "flip:0.1") and spec.budget == 500_000 for spec in minatar.envs)
+    assert all(spec.noises == ("clean", "flip:0.1") and spec.budget == 200_000 for spec in minatar.envs)
     runs = engine.make_runs(engine.PRESETS["classic"])
     assert len(runs) == 5 * 2 * 5 * 5 and len(set(runs)) == len(runs)
     assert [run.seed for run in runs] == sorted(run.seed for run in runs)
