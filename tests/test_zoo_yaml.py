@@ -11,6 +11,7 @@ import yaml
 from gymnasium import spaces
 
 from sb3_symmetric import SymA2C, SymPPO, zoo
+from sb3_symmetric.common.minatar import register_minatar_envs
 
 ALGO_CLASSES = {"sppo": SymPPO, "sa2c": SymA2C}
 # the envs issue 4 asks for; every one must have its own entry (Atari: the `atari` entry)
@@ -31,6 +32,8 @@ REQUIRED_ENVS = [
     "Humanoid-v5",
     "HumanoidStandup-v5",
 ]
+# the MinAtar games (issue 10), one entry each
+MINATAR_ENVS = [f"MinAtar/{game}-v1" for game in ("Asterix", "Breakout", "Freeway", "Seaquest", "SpaceInvaders")]
 # one id of each Atari family the `atari` entry serves
 ATARI_IDS = ["PongNoFrameskip-v4", "ALE/Pong-v5"]
 # The paper's env sets (docs/paper.rst, "Continuous actions" and "Hyperparameters"), at today's ids
@@ -74,7 +77,8 @@ def cases() -> list:
 def test_entries_cover_the_issue_envs_and_set_the_symmetric_weights(algo, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # MuJoCo writes its warnings to ./MUJOCO_LOG.TXT
     hyperparams = load(algo)
-    assert sorted(hyperparams) == sorted(["atari", "default", *REQUIRED_ENVS])
+    assert sorted(hyperparams) == sorted(["atari", "default", *REQUIRED_ENVS, *MINATAR_ENVS])
+    register_minatar_envs()
     assert hyperparams.pop("default") == {"n_timesteps": 1e6, "policy": "MlpPolicy"}
     for env_id, entry in hyperparams.items():
         assert entry["rce_z"] == -1.0, env_id
