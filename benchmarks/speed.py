@@ -2,18 +2,22 @@
 
 Each pair is built with the same seed, fills its buffer once, then the two ``train()`` calls alternate
 (the order flips every round) in one process; the median of the per-round time ratios is printed, with the
-ratio of the total times as a check. On CPU the clock is the process's CPU time (robust to other load on the
-machine), on CUDA wall time. Cases: SymPPO, SymA2C, SymRecurrentPPO and SymMaskablePPO with the 64x64 MLP on
-CartPole-v1, and SymPPO / SymA2C with the Atari NatureCNN on random 84x84x4 observations.
+ratio of the total times and the ratio of the fastest rounds (the least disturbed by other processes, which only
+ever add time) as checks, and the load average. On CPU the clock is the process's CPU time (which other load on a
+shared machine still inflates: compare numbers taken at a load average near 1), on CUDA wall time;
+``--count-ops`` adds the number of PyTorch operators one train() dispatches, which no load can move.
+Cases: SymPPO, SymA2C, SymRecurrentPPO and SymMaskablePPO with the 64x64 MLP on CartPole-v1, and SymPPO / SymA2C
+with the Atari NatureCNN on random 84x84x4 observations.
 
     python benchmarks/speed.py                          # CPU, every case
-    python benchmarks/speed.py --cases MLP --markdown   # the table of benchmarks/README.md
+    python benchmarks/speed.py --cases MLP --count-ops --markdown   # the table of benchmarks/README.md
     python benchmarks/speed.py --device cuda --check-syncs
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 import warnings
@@ -95,6 +99,15 @@ def _count_sync_warnings(model: Any) -> int:
     return sum("synchroniz" in str(w.message) for w in caught)
 
 
+def _count_ops(model: Any) -> int:
+    """PyTorch operators (``aten::``) dispatched by one ``train()`` call: a measure of work that other load cannot move."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as profiler:
+        model.train()
+    return sum(event.count for event in profiler.key_averages() if event.key.startswith("aten::"))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu")
@@ -103,6 +116,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=2, help="untimed rounds before timing")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--check-syncs", action="store_true", help="count CUDA syncs per train() call (CUDA only)")
+    parser.add_argument(
+        "--count-ops", action="store_true", help="also count the PyTorch operators of one train() call of each"
+    )
     parser.add_argument("--markdown", action="store_true")
     parser.add_argument("--cases", default="", help="only the cases whose 'case pair' text contains this, e.g. MLP")
     args = parser.parse_args(argv)
@@ -132,26 +148,37 @@ def main(argv: list[str] | None = None) -> None:
             sym_ms=1e3 * statistics.median(sym_times),
             ratio=statistics.median(ratios),
             total_ratio=sum(sym_times) / sum(base_times),
+            # other processes only ever add time: the fastest round of each is the least disturbed
+            best_ratio=min(sym_times) / min(base_times),
             rounds=rounds,
+            load=os.getloadavg()[0],
         )
+        if args.count_ops:
+            row["ops"] = f"{_count_ops(ours)} vs {_count_ops(base)}"
         if args.check_syncs and args.device.startswith("cuda"):
             row["syncs"] = f"{_count_sync_warnings(ours)} vs {_count_sync_warnings(base)}"
         rows.append(row)
         print(
             f"{row['case']:18s} {row['pair']:14s} buffer {row['samples']:5d}: train() {row['base_ms']:8.1f} ms -> "
-            f"{row['sym_ms']:8.1f} ms, median ratio {row['ratio']:.3f} (total {row['total_ratio']:.3f}) over {rounds} rounds"
+            f"{row['sym_ms']:8.1f} ms, median ratio {row['ratio']:.3f} (total {row['total_ratio']:.3f}, fastest rounds "
+            f"{row['best_ratio']:.3f}) over {rounds} rounds, load average {row['load']:.1f}"
+            + (f", operators per train() {row['ops']}" if "ops" in row else "")
             + (f", syncs per train() {row['syncs']}" if "syncs" in row else ""),
             flush=True,
         )
 
     if args.markdown:
         device = th.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU, {args.threads} thread(s)"
-        print(f"\n| case ({device}) | pair | buffer | parent train() ms | symmetric train() ms | median ratio | total ratio |")
-        print("|---|---|---|---|---|---|---|")
+        ops = " operators per train() (symmetric vs parent) |" if args.count_ops else ""
+        print(
+            f"\n| case ({device}) | pair | buffer | parent train() ms | symmetric train() ms | median ratio | total ratio "
+            f"| fastest rounds | load average |{ops}"
+        )
+        print("|---|---|---|---|---|---|---|---|---|" + ("---|" if ops else ""))
         for r in rows:
             print(
                 f"| {r['case']} | {r['pair']} | {r['samples']} | {r['base_ms']:.1f} | {r['sym_ms']:.1f} | {r['ratio']:.3f} "
-                f"| {r['total_ratio']:.3f} |"
+                f"| {r['total_ratio']:.3f} | {r['best_ratio']:.3f} | {r['load']:.1f} |" + (f" {r['ops']} |" if ops else "")
             )
 
 

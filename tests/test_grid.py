@@ -456,16 +456,26 @@ def resume_and_compare(storage: str, work_dir: Path, tmp_path: Path, reference) 
 
 
 @pytest.mark.slow
-def test_killing_the_grid_command_stops_its_workers_and_requeues(tmp_path):
-    """SIGKILL the grid command itself: its worker (death signal SIGTERM) puts the run back, its training dies."""
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT, signal.SIGTERM], ids=lambda s: signal.Signals(s).name)
+def test_signalling_the_grid_command_alone_stops_its_workers_and_requeues(tmp_path, sig):
+    """
+    A signal to the grid command's process only (``kill PID`` from another terminal, not Ctrl-C to the group).
+    SIGKILL: its worker (death signal SIGTERM) puts the run back. SIGINT / SIGTERM: it stops its workers, says how to
+    resume and exits 130. Either way the training dies and nothing is left running.
+    """
     storage, work_dir = str(tmp_path / "grid.log"), tmp_path / "work"
     parent = start([*GRID, "--workers", "1", "--storage", storage, "--work-dir", str(work_dir)], tmp_path, "grid")
     try:
         study = wait_for(lambda: study_when_created(storage), 120, "the study")
         wait_for(lambda: running_trials(study) and training_children(work_dir), 180, "a training run")
         time.sleep(2)
-        parent.kill()
-        assert parent.wait(timeout=30) == -signal.SIGKILL
+        parent.send_signal(sig)
+        status = parent.wait(timeout=60)
+        if sig == signal.SIGKILL:
+            assert status == -signal.SIGKILL
+        else:
+            assert status == engine.EXIT_INTERRUPTED
+            assert "Resume with:" in (tmp_path / "grid.out").read_text()
         wait_for(lambda: not processes_mentioning(str(work_dir)) or None, 60, "the worker and its run to end")
     finally:
         if parent.poll() is None:
