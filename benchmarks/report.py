@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import re
 import shlex
 import subprocess
 import sys
@@ -249,16 +250,20 @@ def budget_comparison(cells: dict[tuple[str, str, str], list[dict]]) -> str:
     for runs in cells.values():
         for run in runs:
             call = zoo_call(Run.from_dict({k: run[k] for k in Run.__dataclass_fields__}))
-            seen.add(
-                (run["env"], call.zoo_algo, str(call.conf_file.relative_to(ROOT)) if call.conf_file else "", run["budget"])
-            )
+            if call.conf_entry is not None:
+                # a generated entry (the stock-PPO equivalents): it keeps the budget of the entry it was made from
+                source = f"{call.zoo_algo} generated from sppo.yml"
+                own = call.conf_entry.get("n_timesteps")
+            else:
+                source = str(call.conf_file.relative_to(ROOT)) if call.conf_file else f"{call.zoo_algo}.yml"
+                try:
+                    own = zoo_entry(call.zoo_algo, run["env"], call.conf_file)["n_timesteps"]
+                except KeyError:
+                    own = None
+            seen.add((run["env"], source, run["budget"], "no entry" if own is None else f"{int(float(own)):,}"))
     parts = []
-    for env, zoo_algo, conf, budget in sorted(seen):
-        try:
-            own = f"{int(float(zoo_entry(zoo_algo, env, ROOT / conf if conf else None)['n_timesteps'])):,}"
-        except KeyError:
-            own = "no entry"
-        parts.append(f"{env} {budget:,} ({conf or zoo_algo + '.yml'}: {own})")
+    for env, source, budget, own in sorted(seen):
+        parts.append(f"{env} {budget:,} ({source}: {own})")
     return "; ".join(parts)
 
 
@@ -306,7 +311,8 @@ def write_report(records: list[dict], out: Path, reps: int, report_command: str,
         "",
         "Each run is one RL-Zoo training at its whole budget; its command is stored in its trial, for example:",
         "",
-        f"    {example['command']}",
+        # the worker's checkout may have been anywhere: show the -conf file as the repository names it
+        "    " + re.sub(r"-conf \S*?(benchmarks/hyperparams/\S+)", r"-conf \1", example["command"]),
         "",
         'The paper trained for 2M-10M steps with 5-30 seeds (docs/paper.rst, "Hyperparameters"). Figures from the',
         "paper exist for eight Atari games only (shown next to ours where such a game was run).",

@@ -381,6 +381,20 @@ def test_runs_of_dead_or_nameless_workers_go_back_to_the_queue(tmp_path, monkeyp
     assert engine.enqueue(study, runs)[1] == 0  # a re-queued run is not queued twice
 
 
+def test_report_names_the_entry_each_budget_comes_from():
+    """Stock baselines name their -conf file, the stock-PPO equivalent the entry it was generated from."""
+    from benchmarks import report
+
+    runs = [engine.Run(algo, "CartPole-v1", "clean", 0, 20_000, 5, 5).to_dict() for algo in ("ppo_equiv", "sppo")]
+    runs.append(engine.Run("ppo", "MinAtar/Breakout-v1", "clean", 0, 200_000, 5, 5).to_dict())
+    line = report.budget_comparison({("a", "b", "c"): runs})
+    sppo_budget = f"{int(float(engine.zoo_entry('sppo', 'CartPole-v1')['n_timesteps'])):,}"
+    assert f"CartPole-v1 20,000 (ppo generated from sppo.yml: {sppo_budget})" in line
+    assert f"CartPole-v1 20,000 (sppo.yml: {sppo_budget})" in line
+    assert "MinAtar/Breakout-v1 200,000 (benchmarks/hyperparams/ppo.yml: 5,000,000)" in line
+    assert "no entry" not in line
+
+
 def test_incomplete_training_is_not_a_finished_run(tmp_path):
     """RL-Zoo saves the model when interrupted: the step count, not the exit status, says whether a run finished."""
     import io
