@@ -100,12 +100,21 @@ def _count_sync_warnings(model: Any) -> int:
 
 
 def _count_ops(model: Any) -> int:
-    """PyTorch operators (``aten::``) dispatched by one ``train()`` call: a measure of work that other load cannot move."""
-    from torch.profiler import ProfilerActivity, profile
+    """PyTorch operators dispatched by one ``train()`` call, forward and backward: work that other load cannot move."""
+    from torch.utils._python_dispatch import TorchDispatchMode
 
-    with profile(activities=[ProfilerActivity.CPU]) as profiler:
+    class Count(TorchDispatchMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.n = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+            self.n += 1
+            return func(*args, **(kwargs or {}))
+
+    with Count() as count:
         model.train()
-    return sum(event.count for event in profiler.key_averages() if event.key.startswith("aten::"))
+    return count.n
 
 
 def main(argv: list[str] | None = None) -> None:
