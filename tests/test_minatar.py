@@ -85,12 +85,21 @@ def test_minatar_cnn_is_the_minatar_network_on_channels_last_input():
     assert th.allclose(cnn(observations), expected, atol=1e-6)
 
 
+@pytest.mark.parametrize("height, width", [(3, 3), (3, 10), (10, 3), (5, 4)])
+def test_minatar_cnn_takes_any_grid_of_at_least_3x3(height, width):
+    cnn = MinAtarCNN(gym.spaces.Box(0, 1, (height, width, 2), dtype=bool), features_dim=8, n_filters=5)
+    # a 3x3 'valid' convolution leaves (height - 2) x (width - 2) cells
+    assert cnn.linear[0].in_features == 5 * (height - 2) * (width - 2)
+    assert cnn(th.zeros(4, height, width, 2)).shape == (4, 8)
+
+
 @pytest.mark.parametrize(
     "space, match",
     [
         (gym.spaces.Box(0, 1, (100,)), r"shape \(height, width, channels\)"),
         (gym.spaces.Discrete(3), r"shape \(height, width, channels\)"),
-        (gym.spaces.Box(0, 1, (2, 10, 4)), "at least 3x3"),
+        (gym.spaces.Box(0, 1, (2, 10, 4)), "at least 3x3 cells; got 2x10"),
+        (gym.spaces.Box(0, 1, (10, 2, 4)), "at least 3x3 cells; got 10x2"),
     ],
 )
 def test_minatar_cnn_refuses_other_spaces(space, match):
