@@ -30,8 +30,8 @@ from stable_baselines3.common.base_class import BaseAlgorithm  # noqa: E402
 from stable_baselines3.common.env_util import make_vec_env  # noqa: E402
 from stable_baselines3.common.envs import IdentityEnvMultiDiscrete  # noqa: E402
 
-from sb3_symmetric import SymA2C, SymMaskablePPO, SymmetricPolicyLoss, SymPPO, SymRecurrentPPO  # noqa: E402
 import sb3_symmetric.common.base  # noqa: E402
+from sb3_symmetric import SymA2C, SymMaskablePPO, SymmetricPolicyLoss, SymPPO, SymRecurrentPPO  # noqa: E402
 from sb3_symmetric.common.base import _read_checkpoint_data, saved_algorithm_name  # noqa: E402
 
 # RL-Zoo's subprocess helpers and the wheel/venv fixtures of test_zoo.py
