@@ -16,6 +16,16 @@ from sb3_symmetric import RewardNoiseCallback, SymA2C, SymPPO
 
 PAIRS = [(SymPPO, PPO), (SymA2C, A2C)]
 PAIR_IDS = ["SymPPO", "SymA2C"]
+try:
+    from sb3_contrib import MaskablePPO, RecurrentPPO
+
+    from sb3_symmetric import SymMaskablePPO, SymRecurrentPPO
+
+    CONTRIB_PAIRS = [(SymRecurrentPPO, RecurrentPPO), (SymMaskablePPO, MaskablePPO)]
+except ImportError:  # without the contrib extra
+    CONTRIB_PAIRS = []
+ALL_PAIRS = PAIRS + CONTRIB_PAIRS
+ALL_IDS = [sym.__name__ for sym, _ in ALL_PAIRS]
 # docs/paper.rst, "Hyperparameters": the released Atari script's weights, and Z = -1 of every released script
 SYMMETRIC_DEFAULTS = {"alpha": 0.5, "beta": 1.0, "rce_z": -1.0}
 
@@ -43,7 +53,7 @@ PPO_ONLY = {"batch_size": 12, "n_epochs": 3, "clip_range": 0.17, "clip_range_vf"
 A2C_ONLY = {"rms_prop_eps": 2e-5, "use_rms_prop": False, "normalize_advantage": True}
 
 
-@pytest.mark.parametrize("sym_algo, parent", PAIRS, ids=PAIR_IDS)
+@pytest.mark.parametrize("sym_algo, parent", ALL_PAIRS, ids=ALL_IDS)
 @pytest.mark.parametrize("method", ["__init__", "learn"])
 def test_signature_is_the_parents_plus_the_symmetric_coefficients(sym_algo, parent, method):
     ours = dict(inspect.signature(getattr(sym_algo, method)).parameters)
@@ -79,6 +89,21 @@ def test_every_argument_reaches_the_model(sym_algo, parent, tmp_path):
     assert ours.lr_schedule(0.5) == reference.lr_schedule(0.5)
     assert type(ours.policy.optimizer) is type(reference.policy.optimizer)
     assert ours.policy.optimizer.defaults == reference.policy.optimizer.defaults
+
+
+@pytest.mark.parametrize("sym_algo, parent", ALL_PAIRS, ids=ALL_IDS)
+def test_learn_hands_every_argument_to_the_parents_learn(sym_algo, parent, monkeypatch):
+    parameters = list(inspect.signature(parent.learn).parameters.values())[2:]  # after self, total_timesteps
+    calls = []
+    monkeypatch.setattr(parent, "learn", lambda self, **kwargs: calls.append(kwargs) or self)
+    model = sym_algo("MlpLstmPolicy" if parent.__name__ == "RecurrentPPO" else "MlpPolicy", "CartPole-v1", n_steps=16)
+    assert model.learn(100) is model
+    defaults = {p.name: p.default for p in parameters}
+    assert calls[-1] == {"total_timesteps": 100, **defaults, "tb_log_name": sym_algo.__name__}
+    # a value other than the default for each argument
+    chosen = {p.name: {bool: not p.default, int: 7, str: "run"}.get(type(p.default), object()) for p in parameters}
+    model.learn(100, **chosen)
+    assert calls[-1] == {"total_timesteps": 100, **chosen}
 
 
 class Dumps(KVWriter):
