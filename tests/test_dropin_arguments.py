@@ -106,6 +106,23 @@ def test_learn_hands_every_argument_to_the_parents_learn(sym_algo, parent, monke
     assert calls[-1] == {"total_timesteps": 100, **chosen}
 
 
+@pytest.mark.parametrize("sym_algo, parent", ALL_PAIRS, ids=ALL_IDS)
+def test_defaults_reach_the_model_as_the_parents(sym_algo, parent):
+    # the values, not the signature: mutmut's trampoline shows the original signature of a mutated __init__
+    policy = "MlpLstmPolicy" if parent.__name__ == "RecurrentPPO" else "MlpPolicy"
+    ours, reference = sym_algo(policy, "CartPole-v1"), parent(policy, "CartPole-v1")
+    assert (ours.alpha, ours.beta, ours.rce_z) == (SYMMETRIC_DEFAULTS["alpha"], SYMMETRIC_DEFAULTS["beta"], -1.0)
+    skip = {"policy", "env", "rollout_buffer", "lr_schedule", "clip_range", "clip_range_vf", "action_noise"}
+    for name, value in vars(reference).items():
+        if name in skip or name.startswith("_last") or isinstance(value, (th.nn.Module, np.random.Generator)):
+            continue
+        if not callable(value):
+            assert getattr(ours, name) == value, name
+    if hasattr(reference, "clip_range"):
+        assert ours.clip_range(1.0) == reference.clip_range(1.0) == 0.2
+        assert ours.clip_range_vf is reference.clip_range_vf is None
+
+
 class Dumps(KVWriter):
     def __init__(self) -> None:
         self.written: list[dict] = []
