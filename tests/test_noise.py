@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 
 import numpy as np
 import pytest
@@ -75,6 +76,60 @@ def _one_rollout(
 def test_bad_parameters_fail_clearly(kwargs, message):
     with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
         RewardNoiseCallback(**kwargs)
+
+
+KINDS = "['flip', 'gaussian', 'none', 'uniform']"
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        (dict(kind="normal"), ValueError, f"Unknown reward noise kind 'normal'; use one of {KINDS}."),
+        (dict(kind=["flip"]), ValueError, f"Unknown reward noise kind ['flip']; use one of {KINDS}."),
+        (dict(kind="flip", p="0.1"), TypeError, "Reward noise p must be a real number, e.g. p=0.1; got '0.1'."),
+        (dict(kind="gaussian", sigma=True), TypeError, "Reward noise sigma must be a real number, e.g. sigma=0.1; got True."),
+        (dict(kind="uniform", v=np.bool_(True)), TypeError, "Reward noise v must be a real number, e.g. v=0.1; got np.True_."),
+        (dict(seed="x"), ValueError, "RewardNoiseCallback seed must be None or an integer >= 0; got 'x'."),
+        (dict(seed=-1), ValueError, "RewardNoiseCallback seed must be None or an integer >= 0; got -1."),
+        (dict(seed=True), ValueError, "RewardNoiseCallback seed must be None or an integer >= 0; got True."),
+        (dict(seed=np.bool_(False)), ValueError, "RewardNoiseCallback seed must be None or an integer >= 0; got np.False_."),
+        (dict(seed=1.0), ValueError, "RewardNoiseCallback seed must be None or an integer >= 0; got 1.0."),
+        (dict(kind="flip", p=0.1, sigma=0.1), ValueError, "Reward noise kind 'flip' takes only 'p'; got ['sigma']."),
+        (dict(kind="none", v=1, p=0.1), ValueError, "Reward noise kind 'none' takes no parameter; got ['p', 'v']."),
+        (dict(kind="flip"), ValueError, "Reward noise kind 'flip' needs 'p', e.g. RewardNoiseCallback('flip', p=0.1)."),
+        (
+            dict(kind="gaussian"),
+            ValueError,
+            "Reward noise kind 'gaussian' needs 'sigma', e.g. RewardNoiseCallback('gaussian', sigma=0.1).",
+        ),
+        (dict(kind="gaussian", sigma=float("nan")), ValueError, "Reward noise sigma=nan must be finite."),
+        (dict(kind="flip", p=float("inf")), ValueError, "Reward noise p=inf must be finite."),
+        (dict(kind="flip", p=1.5), ValueError, "Flip probability p=1.5 must be in [0, 1]."),
+        (dict(kind="flip", p=-0.1), ValueError, "Flip probability p=-0.1 must be in [0, 1]."),
+        (dict(kind="gaussian", sigma=-0.05), ValueError, "Reward noise sigma=-0.05 must be >= 0."),
+        (dict(kind="uniform", v=-1), ValueError, "Reward noise v=-1.0 must be >= 0."),
+    ],
+)
+def test_bad_parameters_get_the_whole_message(kwargs, error, message):
+    with pytest.raises(error, match=f"^{re.escape(message)}$"):
+        RewardNoiseCallback(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs, kind, scale, seed",
+    [
+        (dict(), "none", 0.0, None),
+        (dict(kind="flip", p=0), "flip", 0.0, None),
+        (dict(kind="flip", p=1, seed=0), "flip", 1.0, 0),
+        (dict(kind="flip", p=np.float32(0.25), seed=np.int64(7)), "flip", 0.25, 7),
+        (dict(kind="gaussian", sigma=0), "gaussian", 0.0, None),
+        (dict(kind="uniform", v=np.int32(2)), "uniform", 2.0, None),
+    ],
+)
+def test_parameters_on_the_boundaries_are_taken_as_plain_numbers(kwargs, kind, scale, seed):
+    noise = RewardNoiseCallback(**kwargs)
+    assert (noise.kind, noise.scale, noise.seed, noise.rng, noise.verbose) == (kind, scale, seed, None, 0)
+    assert type(noise.scale) is float and (seed is None or type(noise.seed) is int)
 
 
 def test_integer_rewards_are_refused():
