@@ -320,6 +320,8 @@ def test_symmetric_policy_loss_against_enumeration(kind, family, alpha, beta, rc
         advantages = th.where(mask, advantages, 1e3)
     logits = logits.clone().requires_grad_(True)
     log_prob = _sb3_distribution(kind, logits).log_prob(actions)
+    if padded:
+        log_prob = th.where(mask, log_prob, -th.inf)
     loss_fn = SymmetricPolicyLoss(alpha, beta, rce_z)
     if family == "clipped":
         ratio = th.exp(log_prob - old_log_prob)
