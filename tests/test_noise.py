@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -130,6 +131,38 @@ def test_parameters_on_the_boundaries_are_taken_as_plain_numbers(kwargs, kind, s
     noise = RewardNoiseCallback(**kwargs)
     assert (noise.kind, noise.scale, noise.seed, noise.rng, noise.verbose) == (kind, scale, seed, None, 0)
     assert type(noise.scale) is float and (seed is None or type(noise.seed) is int)
+
+
+def _stream(seed: int, size: int) -> np.ndarray:
+    # N(0, 1) draws of the noise stream of `seed`: its own SeedSequence branch, apart from the env and torch streams
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(0x5E0153,))).normal(0.0, 1.0, size=size)
+
+
+def test_noise_stream_of_a_seed_and_of_the_models_seed():
+    noise = RewardNoiseCallback("gaussian", sigma=1.0, seed=3)
+    rewards = noise.perturb(np.zeros(6))
+    np.testing.assert_array_equal(rewards, _stream(3, 6))
+    assert not np.allclose(rewards, np.random.default_rng(3).normal(0.0, 1.0, size=6)), "not the plain seed's stream"
+    model = PPO("MlpPolicy", "CartPole-v1", n_steps=8, batch_size=8, seed=5)
+    for seed, expected in ((None, 5), (3, 3)):
+        noise = RewardNoiseCallback("gaussian", sigma=1.0, seed=seed)
+        noise.init_callback(model)
+        np.testing.assert_array_equal(noise.perturb(np.zeros(4)), _stream(expected, 4))
+
+
+def test_off_policy_warning_says_why():
+    from stable_baselines3 import DQN
+
+    noise = RewardNoiseCallback("flip", p=0.1)
+    message = (
+        "RewardNoiseCallback is made for on-policy algorithms; DQN may store rewards elsewhere (e.g. the original "
+        "reward under VecNormalize), so the noise may not reach training."
+    )
+    with pytest.warns(UserWarning, match=f"^{re.escape(message)}$"):
+        noise.init_callback(DQN("MlpPolicy", "CartPole-v1", learning_starts=0, buffer_size=64))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        RewardNoiseCallback("flip", p=0.1).init_callback(A2C("MlpPolicy", "CartPole-v1", n_steps=4))
 
 
 def test_integer_rewards_are_refused():
