@@ -42,10 +42,10 @@ NON_DEFAULTS = {
     "sde_sample_freq": 3,
     "rollout_buffer_class": RolloutBuffer,
     "rollout_buffer_kwargs": {},
-    "normalize_advantage": True,
+    "normalize_advantage": False,
     "stats_window_size": 17,
     "policy_kwargs": dict(net_arch=[8]),
-    "verbose": 0,
+    "verbose": 1,
     "seed": 5,
     "device": "cpu",
 }
@@ -71,10 +71,16 @@ def test_signature_is_the_parents_plus_the_symmetric_coefficients(sym_algo, pare
 @pytest.mark.parametrize("sym_algo, parent", ALL_PAIRS, ids=ALL_IDS)
 def test_every_argument_reaches_the_model(sym_algo, parent, tmp_path):
     kwargs = {**NON_DEFAULTS, **(A2C_ONLY if parent is A2C else PPO_ONLY), "tensorboard_log": str(tmp_path)}
+    buffer_base = RolloutBuffer
     if parent.__name__ == "MaskablePPO":
-        from sb3_contrib.common.maskable.buffers import MaskableRolloutBuffer
+        from sb3_contrib.common.maskable.buffers import MaskableRolloutBuffer as buffer_base
 
-        kwargs["rollout_buffer_class"] = type("Buffer", (MaskableRolloutBuffer,), {})
+    class Buffer(buffer_base):
+        def __init__(self, *args, tag: str = "", **buffer_kwargs) -> None:
+            super().__init__(*args, **buffer_kwargs)
+            self.tag = tag
+
+    kwargs.update(rollout_buffer_class=Buffer, rollout_buffer_kwargs=dict(tag="ours"))
     # MaskablePPO has no gSDE arguments, RecurrentPPO no rollout_buffer_class
     accepted = inspect.signature(parent.__init__).parameters
     kwargs = {k: v for k, v in kwargs.items() if k in accepted}
@@ -95,6 +101,8 @@ def test_every_argument_reaches_the_model(sym_algo, parent, tmp_path):
         assert ours.clip_range(0.5) == reference.clip_range(0.5) == 0.17
         assert ours.clip_range_vf(0.5) == reference.clip_range_vf(0.5) == 0.3
     assert ours.lr_schedule(0.5) == reference.lr_schedule(0.5)
+    if "rollout_buffer_class" in kwargs:
+        assert type(ours.rollout_buffer) is Buffer and ours.rollout_buffer.tag == "ours"
     assert type(ours.policy.optimizer) is type(reference.policy.optimizer)
     assert ours.policy.optimizer.defaults == reference.policy.optimizer.defaults
 
