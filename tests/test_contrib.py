@@ -29,6 +29,7 @@ from stable_baselines3 import A2C, DQN, PPO  # noqa: E402
 from stable_baselines3.common.base_class import BaseAlgorithm  # noqa: E402
 from stable_baselines3.common.env_util import make_vec_env  # noqa: E402
 from stable_baselines3.common.envs import IdentityEnvMultiDiscrete  # noqa: E402
+from stable_baselines3.common.logger import KVWriter, Logger  # noqa: E402
 
 import sb3_symmetric.common.base  # noqa: E402
 from sb3_symmetric import SymA2C, SymMaskablePPO, SymmetricPolicyLoss, SymPPO, SymRecurrentPPO  # noqa: E402
@@ -91,6 +92,14 @@ def test_alpha_one_beta_zero_is_the_parent_bit_for_bit_and_defaults_differ(algo,
     assert not all(th.allclose(a, b) for a, b in zip(_params(default), _params(reference), strict=True))
 
 
+class _Dumps(KVWriter):
+    def __init__(self) -> None:
+        self.written: list[dict] = []
+
+    def write(self, key_values: dict, key_excluded: dict, step: int = 0) -> None:
+        self.written.append({k: v for k, v in key_values.items() if k.startswith("train/")})
+
+
 @pytest.mark.parametrize("algo", list(SPACES), ids=lambda a: a.__name__)
 def test_schedules_value_clipping_and_early_stop_are_the_parents(algo, capsys):
     """With alpha=1, beta=0: progress schedules, clip_range_vf and target_kl's early stop as the parent's train()."""
@@ -101,17 +110,25 @@ def test_schedules_value_clipping_and_early_stop_are_the_parents(algo, capsys):
         target_kl=0.004,
         verbose=1,
     )
-    ours = _train(algo, "Discrete", alpha=1.0, beta=0.0, **knobs)
-    ours_stdout = capsys.readouterr().out
-    reference = _train(algo, "Discrete", parent=True, **knobs)
-    reference_stdout = capsys.readouterr().out
+    models, dumps, stdout = [], [], []
+    for model_class, kwargs in ((algo, dict(alpha=1.0, beta=0.0)), (PARENT[algo], {})):
+        model = model_class(POLICY[algo], SPACES[algo]["Discrete"](), seed=0, **_small(algo), **knobs, **kwargs)
+        dumps.append(_Dumps())
+        model.set_logger(Logger(None, [dumps[-1]]))
+        model.learn(3 * 128)
+        models.append(model)
+        stdout.append([line for line in capsys.readouterr().out.splitlines() if line.startswith("Early stopping at step")])
+    ours, reference = models
     assert all(th.equal(a, b) for a, b in zip(_params(ours), _params(reference), strict=True))
+    # every train() call logs what the parent's logs (the last one is still in name_to_value), plus the symmetric keys
     symmetric_keys = ("train/reverse_loss", "train/adv_sign_flip_fraction")
+    logged = [{k: v for k, v in d.items() if k not in symmetric_keys} for d in dumps[0].written]
+    # three rollouts of 128 steps: dumped before the 1st, 2nd, 3rd train() call
+    assert logged == dumps[1].written and len(logged) == 3 and logged[0] == {} and logged[1] and logged[2]
     logged = {k: v for k, v in ours.logger.name_to_value.items() if k not in symmetric_keys}
     assert logged == reference.logger.name_to_value
     # the early stop happened, and its message is the parent's
-    stops = [line for line in reference_stdout.splitlines() if line.startswith("Early stopping at step")]
-    assert stops and [line for line in ours_stdout.splitlines() if line.startswith("Early stopping at step")] == stops
+    assert stdout[0] == stdout[1] and stdout[1]
 
 
 @pytest.mark.parametrize("kind", ["Discrete", "MultiDiscrete"])
