@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import inspect
 
 import numpy as np
@@ -86,8 +87,9 @@ def test_every_argument_reaches_the_model(sym_algo, parent, tmp_path):
     kwargs = {k: v for k, v in kwargs.items() if k in accepted}
     env = make_vec_env("CartPole-v1", n_envs=2, seed=0)
     policy = "MlpLstmPolicy" if parent.__name__ == "RecurrentPPO" else "MlpPolicy"
-    ours = sym_algo(policy, env, alpha=0.3, beta=0.6, rce_z=-2.0, **kwargs)
-    reference = parent(policy, env, **kwargs)
+    # each its own copy: A2C writes its RMSprop choice into the policy_kwargs dict it is given
+    ours = sym_algo(policy, env, alpha=0.3, beta=0.6, rce_z=-2.0, **copy.deepcopy(kwargs))
+    reference = parent(policy, env, **copy.deepcopy(kwargs))
     assert (ours.alpha, ours.beta, ours.rce_z) == (0.3, 0.6, -2.0)
     skip = {"policy", "env", "rollout_buffer", "lr_schedule", "clip_range", "clip_range_vf", "action_noise"}
     for name, value in vars(reference).items():
@@ -137,6 +139,24 @@ def test_defaults_reach_the_model_as_the_parents(sym_algo, parent):
     if hasattr(reference, "clip_range"):
         assert ours.clip_range(1.0) == reference.clip_range(1.0) == 0.2
         assert ours.clip_range_vf is reference.clip_range_vf is None
+
+
+@pytest.mark.parametrize("use_rms_prop", [True, False])
+def test_a2c_optimizer_choice_reaches_the_model(use_rms_prop):
+    ours = SymA2C("MlpPolicy", "CartPole-v1", use_rms_prop=use_rms_prop, rms_prop_eps=2e-5)
+    expected = th.optim.RMSprop if use_rms_prop else th.optim.Adam
+    assert type(ours.policy.optimizer) is expected
+    assert ours.policy.optimizer.defaults["eps"] == (2e-5 if use_rms_prop else 1e-5)
+
+
+@pytest.mark.parametrize("sym_algo, parent", ALL_PAIRS, ids=ALL_IDS)
+def test_gsde_is_refused_on_discrete_actions_as_by_the_parent(sym_algo, parent):
+    if "use_sde" not in inspect.signature(parent.__init__).parameters:
+        pytest.skip(f"{parent.__name__} has no gSDE")
+    policy = "MlpLstmPolicy" if parent.__name__ == "RecurrentPPO" else "MlpPolicy"
+    for algo in (parent, sym_algo):
+        with pytest.raises(ValueError, match="gSDE"):
+            algo(policy, "CartPole-v1", use_sde=True)
 
 
 class Dumps(KVWriter):
