@@ -306,9 +306,13 @@ def _reference_terms(kind, logits, actions, advantages, old_log_prob, clip_range
     return rl, reverse
 
 
+# alpha=1, beta=0 takes the parent's own expression; other alphas scale it
+COEFFICIENT_SETS = [(0.5, 1.0, -1.0), (0.0, 2.0, -6.0), (1.0, 0.0, -1.0), (0.3, 0.0, -1.0), (2.0, 0.0, -1.0)]
+
+
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("family", ["clipped", "policy_gradient"])
-@pytest.mark.parametrize("alpha, beta, rce_z", [(0.5, 1.0, -1.0), (0.0, 2.0, -6.0), (1.0, 0.0, -1.0), (0.3, 0.0, -1.0), (2.0, 0.0, -1.0)])
+@pytest.mark.parametrize("alpha, beta, rce_z", COEFFICIENT_SETS)
 @pytest.mark.parametrize("padded", [False, True])
 def test_symmetric_policy_loss_against_enumeration(kind, family, alpha, beta, rce_z, padded):
     """Value, logged terms and gradient of alpha * L_rl + beta * L_reverse, with and without a padding mask."""
