@@ -170,6 +170,18 @@ def test_integer_rewards_are_refused():
         RewardNoiseCallback("gaussian", sigma=0.1, seed=0).perturb(np.array([1, 0, -1]))
 
 
+def test_integer_rewards_message_says_what_to_do_and_kind_none_takes_them():
+    message = (
+        "RewardNoiseCallback needs float rewards to edit in place; the VecEnv returned int8. "
+        "Make the env return float rewards (DummyVecEnv always does)."
+    )
+    with pytest.raises(TypeError, match=f"^{re.escape(message)}$"):
+        RewardNoiseCallback("flip", p=0.5, seed=0).perturb(np.array([1, 0], dtype=np.int8))
+    # no noise: any reward array comes back untouched, without drawing from a generator
+    noise, rewards = RewardNoiseCallback("none"), np.array([1, 0, -1])
+    assert noise.perturb(rewards) is rewards and rewards.tolist() == [1, 0, -1] and noise.rng is None
+
+
 @pytest.mark.parametrize("p", [0.0, 0.1, 0.5, 1.0])
 def test_flip_rate_and_values(p):
     clipped = np.random.default_rng(1).choice([-1.0, 0.0, 1.0], size=200_000)
