@@ -376,3 +376,21 @@ def test_symmetric_policy_loss_sign_flip_statistic():
     loss_fn.clipped(raw, ratio, old_log_prob, 0.2, raw)  # not normalized: not counted
     assert loss_fn.stats()["adv_sign_flip_fraction"] == pytest.approx(0.5)
     assert SymmetricPolicyLoss(0.5, 1.0, -1.0).stats() == {}
+
+
+@pytest.mark.parametrize("family", ["clipped", "policy_gradient"])
+def test_sign_flip_statistic_counts_only_valid_samples(family):
+    raw = th.tensor([10.0, 1.0, 0.5, -1.0, 3.0, -2.0])
+    mask = th.tensor([True, True, True, True, False, False])
+    valid = raw[mask]
+    normalized = th.zeros_like(raw)
+    # padded entries hold values that would count as flipped (3 -> -3, -2 -> 2)
+    normalized[mask], normalized[~mask] = (valid - valid.mean()) / (valid.std() + 1e-8), -raw[~mask]
+    loss_fn = SymmetricPolicyLoss(0.5, 1.0, -1.0)
+    log_prob = th.zeros(6, requires_grad=True)
+    if family == "clipped":
+        loss_fn.clipped(normalized, th.exp(log_prob), log_prob.detach(), 0.2, raw, mask=mask)
+    else:
+        loss_fn.policy_gradient(normalized, log_prob, raw, mask=mask)
+    # of the 4 valid samples, 1.0 and 0.5 turn negative (the mean is 2.625)
+    assert loss_fn.stats()["adv_sign_flip_fraction"] == pytest.approx(0.5)
