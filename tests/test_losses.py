@@ -1,6 +1,7 @@
 """The symmetric math against independent computations (``docs/paper.rst``, "Formulas")."""
 
 import itertools
+import re
 
 import pytest
 import torch as th
@@ -269,6 +270,35 @@ def test_sign_flips():
     # 1 and 2 turn negative; 3, 10, -4, -5 keep their sign; -1 stays negative
     assert th.equal(sign_flips(raw, normalized), th.tensor([True, True, False, False, False, False, False]))
     assert th.equal(sign_flips(-raw, (-raw + 2.5) / 4.0), th.tensor([True, True, False, False, False, False, False]))
+    # a zero on either side has no sign to flip
+    assert not sign_flips(th.tensor([0.0, 0.0, -1.0, 2.0]), th.tensor([-0.5, 0.5, 0.0, 0.0])).any()
+
+
+BOTH_ZERO_HINT = "Set alpha > 0 or beta > 0."
+
+
+@pytest.mark.parametrize(
+    "alpha, beta, rce_z, error, message",
+    [
+        (True, 1.0, -1.0, TypeError, "`alpha` must be a real number (a Python or NumPy int/float); got True of type bool."),
+        (0.5, "1", -1.0, TypeError, "`beta` must be a real number (a Python or NumPy int/float); got '1' of type str."),
+        (0.5, 1.0, None, TypeError, "`rce_z` must be a real number (a Python or NumPy int/float); got None of type NoneType."),
+        (-0.1, 1.0, -1.0, ValueError, "`alpha` must be a finite number >= 0 (it weights a loss term); got -0.1."),
+        (0.5, float("inf"), -1.0, ValueError, "`beta` must be a finite number >= 0 (it weights a loss term); got inf."),
+        (0, 0.0, -1.0, ValueError, "`alpha` and `beta` are both 0: the policy would get no gradient. " + BOTH_ZERO_HINT),
+        (
+            0.5,
+            1.0,
+            0.0,
+            ValueError,
+            "`rce_z` must be a finite negative number (it replaces log 0 in the reverse cross-entropy; "
+            "the paper uses -1.0); got 0.0.",
+        ),
+    ],
+)
+def test_bad_coefficients_get_the_whole_message(alpha, beta, rce_z, error, message):
+    with pytest.raises(error, match=f"^{re.escape(message)}$"):
+        check_symmetric_coefficients(alpha, beta, rce_z)
 
 
 @pytest.mark.parametrize(
