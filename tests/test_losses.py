@@ -362,11 +362,12 @@ def test_symmetric_policy_loss_against_enumeration(kind, family, alpha, beta, rc
         terms = loss_fn.clipped(advantages, ratio, old_log_prob, clip_range, mask=mask)
     else:
         terms = loss_fn.policy_gradient(advantages, log_prob, mask=mask)
-    (grad,) = th.autograd.grad(terms.loss, logits)
+    # through a factor, as the total loss of train() would scale it: the backward must apply the incoming gradient
+    (grad,) = th.autograd.grad(3.0 * terms.loss, logits)
 
     ref_logits = logits.detach().clone().requires_grad_(True)
     rl, reverse = _reference_terms(kind, ref_logits, actions, advantages, old_log_prob, clip_range, rce_z, mask)
-    (ref_grad,) = th.autograd.grad(alpha * rl + beta * reverse, ref_logits)
+    (ref_grad,) = th.autograd.grad(3.0 * (alpha * rl + beta * reverse), ref_logits)
 
     assert th.allclose(terms.loss, alpha * rl + beta * reverse, rtol=0, atol=1e-12)
     assert th.allclose(terms.policy_loss, rl, rtol=0, atol=1e-12)
