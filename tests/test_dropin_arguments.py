@@ -213,3 +213,24 @@ def test_schedules_follow_the_progress_like_the_parent(sym_algo, parent):
         assert th.equal(a, b)
     for key in ("train/learning_rate", "train/clip_range", "train/clip_range_vf", "train/n_updates"):
         assert ours.logger.name_to_value.get(key) == reference.logger.name_to_value.get(key), key
+
+
+def test_ppo_early_stop_logs_and_message_are_the_parents(capsys):
+    """With alpha=1, beta=0 and target_kl: the same early stops, the same message, the same values logged per train()."""
+    knobs = dict(learning_rate=lambda progress: 0.01 * progress, target_kl=0.004, verbose=1, n_steps=64, batch_size=32)
+    runs = []
+    for algo, kwargs in ((SymPPO, dict(alpha=1.0, beta=0.0)), (PPO, {})):
+        model = algo("MlpPolicy", make_vec_env("CartPole-v1", n_envs=2, seed=0), seed=0, n_epochs=3, **knobs, **kwargs)
+        dumps = Dumps()
+        model.set_logger(Logger(None, [dumps]))
+        model.learn(3 * 128)
+        stops = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Early stopping at step")]
+        train_logs = [{k: v for k, v in d.items() if k.startswith("train/")} for d in dumps.written]
+        runs.append((model, stops, [*train_logs, dict(model.logger.name_to_value)]))
+    (ours, our_stops, our_logs), (reference, stops, logs) = runs
+    assert stops and our_stops == stops
+    symmetric_keys = ("train/reverse_loss", "train/adv_sign_flip_fraction")
+    assert [{k: v for k, v in d.items() if k not in symmetric_keys} for d in our_logs] == logs
+    assert len(logs) == 4 and all(logs[1:]), "three train() calls, each logged"
+    for a, b in zip(ours.policy.parameters(), reference.policy.parameters(), strict=True):
+        assert th.equal(a, b)
