@@ -1,6 +1,7 @@
 """The symmetric math against independent computations (``docs/paper.rst``, "Formulas")."""
 
 import itertools
+import math
 import re
 
 import pytest
@@ -424,4 +425,20 @@ def test_sign_flip_statistic_counts_only_valid_samples(family):
     else:
         loss_fn.policy_gradient(normalized, log_prob, raw, mask=mask)
     # of the 4 valid samples, 1.0 and 0.5 turn negative (the mean is 2.625)
+    assert loss_fn.stats()["adv_sign_flip_fraction"] == pytest.approx(0.5)
+
+
+def test_stats_average_the_minibatches_and_name_the_keys():
+    loss_fn = SymmetricPolicyLoss(0.5, 1.0, -1.0)
+    log_prob = th.full((4,), math.log(0.5), requires_grad=True)
+    # not normalized: reverse losses mean(-A * Z * (1 - pi)) = 0 and 0.5, averaged; no sign flips counted
+    for advantages in (th.zeros(4), th.ones(4)):
+        loss_fn.policy_gradient(advantages, log_prob)
+    assert loss_fn.stats() == {"reverse_loss": pytest.approx(0.25), "adv_sign_flip_fraction": 0.0}
+    # normalized minibatches of different sizes: the fraction is over all their samples
+    loss_fn = SymmetricPolicyLoss(0.5, 1.0, -1.0)
+    for raw in (th.tensor([10.0, 1.0, 0.5, -1.0]), th.tensor([2.0, 1.0])):
+        normalized = (raw - raw.mean()) / (raw.std() + 1e-8)
+        loss_fn.policy_gradient(normalized, th.zeros(len(raw), requires_grad=True), raw)
+    # 1.0 and 0.5 flip in the first, 1.0 in the second: 3 of 6
     assert loss_fn.stats()["adv_sign_flip_fraction"] == pytest.approx(0.5)
