@@ -441,4 +441,5 @@ def test_stats_average_the_minibatches_and_name_the_keys():
         normalized = (raw - raw.mean()) / (raw.std() + 1e-8)
         loss_fn.policy_gradient(normalized, th.zeros(len(raw), requires_grad=True), raw)
     # 1.0 and 0.5 flip in the first, 1.0 in the second: 3 of 6
-    assert loss_fn.stats()["adv_sign_flip_fraction"] == pytest.approx(0.5)
+    stats = loss_fn.stats()
+    assert list(stats) == ["reverse_loss", "adv_sign_flip_fraction"] and stats["adv_sign_flip_fraction"] == pytest.approx(0.5)
