@@ -199,12 +199,31 @@ def test_discretize_action_maps_bins_evenly_from_low_to_high():
     action = wrapped.action(np.array([0, 10, 5, 1]))
     assert action.shape == (2, 2) and action.dtype == np.float32
     np.testing.assert_allclose(action, [[0.0, 1.0], [0.0, 11.0]], atol=1e-6)
+    # bin indices held in a float array (e.g. a rounded policy output) pick the same bins
+    np.testing.assert_array_equal(wrapped.action(np.array([0.0, 10.0, 5.0, 1.0])), action)
+
+
+def test_discretize_action_defaults_to_the_papers_11_bins_and_takes_2():
+    assert DiscretizeAction(gym.make("Pendulum-v1")).action_space == spaces.MultiDiscrete([11])
+    # the smallest: both ends of the range
+    env = DiscretizeAction(gym.make("Pendulum-v1"), n_bins=2)
+    assert [float(env.action(np.array([k]))[0]) for k in range(2)] == [-2.0, 2.0]
+
+
+# the end of DiscretizeAction's message for an unbounded Box: what to do
+UNBOUNDED_HINT = (
+    r"\. Rescale or clip the actions to a finite range first "
+    r"\(e\.g\. gymnasium\.wrappers\.RescaleAction / ClipAction\)\.$"
+)
 
 
 @pytest.mark.parametrize(
     "space, n_bins, match",
     [
         (spaces.Box(low=-np.inf, high=np.inf, shape=(2,)), 11, "bounded"),
+        # one unbounded side is enough to refuse, and the message says what to do
+        (spaces.Box(-1.0, np.array([1.0, np.inf], np.float32)), 11, UNBOUNDED_HINT),
+        (spaces.Box(np.array([-np.inf, -1.0], np.float32), 1.0), 11, r"bounded Box \(finite low and high\)"),
         (spaces.Box(low=-1, high=1, shape=(2,)), 1, "n_bins"),
         (spaces.Box(low=-1, high=1, shape=(2,)), 2.5, "n_bins"),
         (spaces.Discrete(3), 11, "Box"),

@@ -1,7 +1,10 @@
 """SymRecurrentPPO / SymMaskablePPO as drop-ins for sb3-contrib's RecurrentPPO / MaskablePPO."""
 
+import contextlib
+import inspect
 import itertools
 import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +14,7 @@ import torch as th
 sb3_contrib = pytest.importorskip("sb3_contrib")
 
 from gymnasium.wrappers import FlattenObservation  # noqa: E402
-from sb3_contrib import MaskablePPO, RecurrentPPO  # noqa: E402
+from sb3_contrib import TRPO, MaskablePPO, RecurrentPPO  # noqa: E402
 from sb3_contrib.common.envs import (  # noqa: E402
     InvalidActionEnvDiscrete,
     InvalidActionEnvMultiBinary,
@@ -22,10 +25,15 @@ from sb3_contrib.common.maskable.distributions import (  # noqa: E402
     MaskableMultiCategoricalDistribution,
 )
 from sb3_contrib.common.maskable.evaluation import evaluate_policy as evaluate_masked  # noqa: E402
+from stable_baselines3 import A2C, DQN, PPO  # noqa: E402
+from stable_baselines3.common.base_class import BaseAlgorithm  # noqa: E402
 from stable_baselines3.common.env_util import make_vec_env  # noqa: E402
 from stable_baselines3.common.envs import IdentityEnvMultiDiscrete  # noqa: E402
+from stable_baselines3.common.logger import KVWriter, Logger  # noqa: E402
 
-from sb3_symmetric import SymMaskablePPO, SymmetricPolicyLoss, SymRecurrentPPO  # noqa: E402
+import sb3_symmetric.common.base  # noqa: E402
+from sb3_symmetric import SymA2C, SymMaskablePPO, SymmetricPolicyLoss, SymPPO, SymRecurrentPPO  # noqa: E402
+from sb3_symmetric.common.base import _read_checkpoint_data, saved_algorithm_name  # noqa: E402
 
 # RL-Zoo's subprocess helpers and the wheel/venv fixtures of test_zoo.py
 pytest.importorskip("rl_zoo3")
@@ -82,6 +90,45 @@ def test_alpha_one_beta_zero_is_the_parent_bit_for_bit_and_defaults_differ(algo,
 
     default = _train(algo, space)
     assert not all(th.allclose(a, b) for a, b in zip(_params(default), _params(reference), strict=True))
+
+
+class _Dumps(KVWriter):
+    def __init__(self) -> None:
+        self.written: list[dict] = []
+
+    def write(self, key_values: dict, key_excluded: dict, step: int = 0) -> None:
+        self.written.append({k: v for k, v in key_values.items() if k.startswith("train/")})
+
+
+@pytest.mark.parametrize("algo", list(SPACES), ids=lambda a: a.__name__)
+def test_schedules_value_clipping_and_early_stop_are_the_parents(algo, capsys):
+    """With alpha=1, beta=0: progress schedules, clip_range_vf and target_kl's early stop as the parent's train()."""
+    knobs = dict(
+        learning_rate=lambda progress: 0.01 * progress,
+        clip_range=lambda progress: 0.3 * progress,
+        clip_range_vf=lambda progress: 0.05 * progress,
+        target_kl=0.004,
+        verbose=1,
+    )
+    models, dumps, stdout = [], [], []
+    for model_class, kwargs in ((algo, dict(alpha=1.0, beta=0.0)), (PARENT[algo], {})):
+        model = model_class(POLICY[algo], SPACES[algo]["Discrete"](), seed=0, **_small(algo), **knobs, **kwargs)
+        dumps.append(_Dumps())
+        model.set_logger(Logger(None, [dumps[-1]]))
+        model.learn(3 * 128)
+        models.append(model)
+        stdout.append([line for line in capsys.readouterr().out.splitlines() if line.startswith("Early stopping at step")])
+    ours, reference = models
+    assert all(th.equal(a, b) for a, b in zip(_params(ours), _params(reference), strict=True))
+    # every train() call logs what the parent's logs (the last one is still in name_to_value), plus the symmetric keys
+    symmetric_keys = ("train/reverse_loss", "train/adv_sign_flip_fraction")
+    logged = [{k: v for k, v in d.items() if k not in symmetric_keys} for d in dumps[0].written]
+    # three rollouts of 128 steps: dumped before the 1st, 2nd, 3rd train() call
+    assert logged == dumps[1].written and len(logged) == 3 and logged[0] == {} and logged[1] and logged[2]
+    logged = {k: v for k, v in ours.logger.name_to_value.items() if k not in symmetric_keys}
+    assert logged == reference.logger.name_to_value
+    # the early stop happened, and its message is the parent's
+    assert stdout[0] == stdout[1] and stdout[1]
 
 
 @pytest.mark.parametrize("kind", ["Discrete", "MultiDiscrete"])
@@ -218,6 +265,117 @@ def test_save_load_without_env_predicts_the_same(algo, space, tmp_path):
         kwargs = dict(action_masks=np.ones((1, model.action_space.n), dtype=bool), deterministic=True)
     assert np.array_equal(model.predict(obs, **kwargs)[0], loaded.predict(obs, **kwargs)[0])
     assert all(th.equal(a, b) for a, b in zip(_params(model), _params(loaded), strict=True))
+
+
+# --- load(): which algorithm saved a checkpoint, and the warning when it is not this class ---
+
+# what saved_algorithm_name() reads from each class's checkpoint (DQN: none of the actor-critic algorithms)
+SAVED_NAMES = {
+    PPO: "PPO",
+    A2C: "A2C",
+    RecurrentPPO: "RecurrentPPO",
+    MaskablePPO: "MaskablePPO",
+    TRPO: "TRPO",
+    SymPPO: "SymPPO",
+    SymA2C: "SymA2C",
+    SymRecurrentPPO: "SymRecurrentPPO",
+    SymMaskablePPO: "SymMaskablePPO",
+    DQN: None,
+}
+SYMMETRIC_PARENT = {SymPPO: PPO, SymA2C: A2C, SymRecurrentPPO: RecurrentPPO, SymMaskablePPO: MaskablePPO}
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory) -> Path:
+    """One untrained checkpoint per class, saved as <class name>.zip."""
+    directory = tmp_path_factory.mktemp("checkpoints")
+    for algo in SAVED_NAMES:
+        policy = "MlpLstmPolicy" if algo in (RecurrentPPO, SymRecurrentPPO) else "MlpPolicy"
+        kwargs = dict(buffer_size=64) if algo is DQN else dict(n_steps=16)
+        if algo in (PPO, RecurrentPPO, MaskablePPO, TRPO, SymPPO, SymRecurrentPPO, SymMaskablePPO):
+            kwargs.update(batch_size=16)
+        algo(policy, "CartPole-v1", device="cpu", **kwargs).save(directory / algo.__name__)
+    with zipfile.ZipFile(directory / "no-data.zip", "w") as archive:
+        archive.writestr("_stable_baselines3_version", "2.9.2")
+    return directory
+
+
+def test_saved_algorithm_name_tells_the_checkpoints_apart(checkpoints):
+    for algo, name in SAVED_NAMES.items():
+        # the path without ".zip", as load() takes it
+        assert saved_algorithm_name(_read_checkpoint_data(checkpoints / algo.__name__, None)) == name, algo.__name__
+    # policy_class is not always a class (e.g. replaced through custom_objects): the PPO family is still named
+    assert saved_algorithm_name({"n_epochs": 10, "policy_class": "MlpPolicy"}) == "PPO"
+    assert saved_algorithm_name({"n_epochs": 10, "rce_z": -1.0}) == "SymPPO"
+    assert saved_algorithm_name({"n_steps": 5}) is None
+    assert saved_algorithm_name({"normalize_advantage": False}) is None
+    assert saved_algorithm_name({}) is None
+
+
+def test_read_checkpoint_data_applies_custom_objects_and_leaves_a_file_where_it_was(checkpoints):
+    assert _read_checkpoint_data(checkpoints / "SymPPO", {"learning_rate": 0.25})["learning_rate"] == 0.25
+    assert _read_checkpoint_data(checkpoints / "SymPPO", None)["learning_rate"] == 3e-4
+    assert _read_checkpoint_data(checkpoints / "no-data", None) is None
+    with open(checkpoints / "SymPPO.zip", "rb") as file:
+        assert _read_checkpoint_data(file, None)["rce_z"] == -1.0
+        # load() reads the same file object again
+        assert not file.closed and file.tell() == 0
+
+
+@pytest.mark.parametrize("sym", list(SYMMETRIC_PARENT), ids=lambda a: a.__name__)
+def test_load_warns_with_a_message_that_says_what_applies(sym, checkpoints):
+    parent, name = SYMMETRIC_PARENT[sym], sym.__name__
+    hint = f"(pass them to load(), e.g. {name}.load(path, alpha=1.0, beta=0.0) trains as the parent {parent.__name__}"
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        model = sym.load(checkpoints / parent.__name__, alpha=1.0, beta=0.0)
+    [warning] = [w for w in record if "saved by" in str(w.message)]
+    assert str(warning.message) == (
+        f"{name}.load(): the checkpoint was saved by {parent.__name__}, not {name}. It holds no alpha/beta/rce_z, "
+        f"so these apply: {{'alpha': 1.0, 'beta': 0.0, 'rce_z': -1.0}} {hint}, or load it with {parent.__name__})."
+    )
+    # a UserWarning that points at the caller, not at load() (mutmut's trampoline adds a frame: no stricter check)
+    assert warning.category is UserWarning and warning.filename != sb3_symmetric.common.base.__file__
+    assert (model.alpha, model.beta, model.rce_z) == (1.0, 0.0, -1.0)
+
+    other = SymA2C if sym is not SymA2C else SymPPO
+    # another symmetric class's file holds its coefficients: the warning names the class only
+    with pytest.warns(UserWarning) as record, contextlib.suppress(Exception):
+        sym.load(checkpoints / other.__name__)
+    assert [str(w.message) for w in record if "saved by" in str(w.message)] == [
+        f"{name}.load(): the checkpoint was saved by {other.__name__}, not {name}."
+    ]
+    with pytest.warns(UserWarning) as record, contextlib.suppress(Exception):
+        sym.load(checkpoints / "DQN")
+    assert [str(w.message) for w in record if "saved by" in str(w.message)] == [
+        f"{name}.load(): the checkpoint was saved by an unknown algorithm, not {name}. It holds no alpha/beta/rce_z, "
+        f"so these apply: {{'alpha': 0.5, 'beta': 1.0, 'rce_z': -1.0}} {hint}, or load it with the class that saved it)."
+    ]
+    # a zip without data: the warning, then SB3's own error
+    with pytest.warns(UserWarning, match="saved by an unknown algorithm"), pytest.raises(AssertionError, match="No data"):
+        sym.load(checkpoints / "no-data")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*saved by.*")
+        assert type(sym.load(checkpoints / name)) is sym
+
+
+def test_load_hands_every_argument_to_the_parents_load(checkpoints, monkeypatch):
+    calls = []
+
+    def parents_load(cls, path, **kwargs):
+        calls.append((cls, path, kwargs))
+        return "loaded"
+
+    monkeypatch.setattr(BaseAlgorithm, "load", classmethod(parents_load))
+    path = checkpoints / "SymPPO"
+    assert SymPPO.load(path) == "loaded"
+    defaults = dict(env=None, device="auto", custom_objects=None, print_system_info=False, force_reset=True)
+    assert calls[-1] == (SymPPO, path, defaults)
+    # the same defaults as SB3's own load()
+    assert {k: p.default for k, p in inspect.signature(SymPPO.load).parameters.items() if k in defaults} == defaults
+    chosen = dict(env="env", device="cpu", custom_objects={"n_epochs": 3}, print_system_info=True, force_reset=False)
+    assert SymPPO.load(path, **chosen, alpha=1.0) == "loaded"
+    assert calls[-1] == (SymPPO, path, {**chosen, "alpha": 1.0})
 
 
 @pytest.mark.slow

@@ -1,6 +1,8 @@
 """The symmetric math against independent computations (``docs/paper.rst``, "Formulas")."""
 
 import itertools
+import math
+import re
 
 import pytest
 import torch as th
@@ -269,6 +271,35 @@ def test_sign_flips():
     # 1 and 2 turn negative; 3, 10, -4, -5 keep their sign; -1 stays negative
     assert th.equal(sign_flips(raw, normalized), th.tensor([True, True, False, False, False, False, False]))
     assert th.equal(sign_flips(-raw, (-raw + 2.5) / 4.0), th.tensor([True, True, False, False, False, False, False]))
+    # a zero on either side has no sign to flip
+    assert not sign_flips(th.tensor([0.0, 0.0, -1.0, 2.0]), th.tensor([-0.5, 0.5, 0.0, 0.0])).any()
+
+
+BOTH_ZERO_HINT = "Set alpha > 0 or beta > 0."
+
+
+@pytest.mark.parametrize(
+    "alpha, beta, rce_z, error, message",
+    [
+        (True, 1.0, -1.0, TypeError, "`alpha` must be a real number (a Python or NumPy int/float); got True of type bool."),
+        (0.5, "1", -1.0, TypeError, "`beta` must be a real number (a Python or NumPy int/float); got '1' of type str."),
+        (0.5, 1.0, None, TypeError, "`rce_z` must be a real number (a Python or NumPy int/float); got None of type NoneType."),
+        (-0.1, 1.0, -1.0, ValueError, "`alpha` must be a finite number >= 0 (it weights a loss term); got -0.1."),
+        (0.5, float("inf"), -1.0, ValueError, "`beta` must be a finite number >= 0 (it weights a loss term); got inf."),
+        (0, 0.0, -1.0, ValueError, "`alpha` and `beta` are both 0: the policy would get no gradient. " + BOTH_ZERO_HINT),
+        (
+            0.5,
+            1.0,
+            0.0,
+            ValueError,
+            "`rce_z` must be a finite negative number (it replaces log 0 in the reverse cross-entropy; "
+            "the paper uses -1.0); got 0.0.",
+        ),
+    ],
+)
+def test_bad_coefficients_get_the_whole_message(alpha, beta, rce_z, error, message):
+    with pytest.raises(error, match=f"^{re.escape(message)}$"):
+        check_symmetric_coefficients(alpha, beta, rce_z)
 
 
 @pytest.mark.parametrize(
@@ -306,9 +337,13 @@ def _reference_terms(kind, logits, actions, advantages, old_log_prob, clip_range
     return rl, reverse
 
 
+# alpha=1, beta=0 takes the parent's own expression; other alphas scale it
+COEFFICIENT_SETS = [(0.5, 1.0, -1.0), (0.0, 2.0, -6.0), (1.0, 0.0, -1.0), (0.3, 0.0, -1.0), (2.0, 0.0, -1.0)]
+
+
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("family", ["clipped", "policy_gradient"])
-@pytest.mark.parametrize("alpha, beta, rce_z", [(0.5, 1.0, -1.0), (0.0, 2.0, -6.0), (1.0, 0.0, -1.0), (0.3, 0.0, -1.0)])
+@pytest.mark.parametrize("alpha, beta, rce_z", COEFFICIENT_SETS)
 @pytest.mark.parametrize("padded", [False, True])
 def test_symmetric_policy_loss_against_enumeration(kind, family, alpha, beta, rce_z, padded):
     """Value, logged terms and gradient of alpha * L_rl + beta * L_reverse, with and without a padding mask."""
@@ -320,17 +355,20 @@ def test_symmetric_policy_loss_against_enumeration(kind, family, alpha, beta, rc
         advantages = th.where(mask, advantages, 1e3)
     logits = logits.clone().requires_grad_(True)
     log_prob = _sb3_distribution(kind, logits).log_prob(actions)
+    if padded:
+        log_prob = th.where(mask, log_prob, -th.inf)
     loss_fn = SymmetricPolicyLoss(alpha, beta, rce_z)
     if family == "clipped":
         ratio = th.exp(log_prob - old_log_prob)
         terms = loss_fn.clipped(advantages, ratio, old_log_prob, clip_range, mask=mask)
     else:
         terms = loss_fn.policy_gradient(advantages, log_prob, mask=mask)
-    (grad,) = th.autograd.grad(terms.loss, logits)
+    # through a factor, as the total loss of train() would scale it: the backward must apply the incoming gradient
+    (grad,) = th.autograd.grad(3.0 * terms.loss, logits)
 
     ref_logits = logits.detach().clone().requires_grad_(True)
     rl, reverse = _reference_terms(kind, ref_logits, actions, advantages, old_log_prob, clip_range, rce_z, mask)
-    (ref_grad,) = th.autograd.grad(alpha * rl + beta * reverse, ref_logits)
+    (ref_grad,) = th.autograd.grad(3.0 * (alpha * rl + beta * reverse), ref_logits)
 
     assert th.allclose(terms.loss, alpha * rl + beta * reverse, rtol=0, atol=1e-12)
     assert th.allclose(terms.policy_loss, rl, rtol=0, atol=1e-12)
@@ -370,3 +408,38 @@ def test_symmetric_policy_loss_sign_flip_statistic():
     loss_fn.clipped(raw, ratio, old_log_prob, 0.2, raw)  # not normalized: not counted
     assert loss_fn.stats()["adv_sign_flip_fraction"] == pytest.approx(0.5)
     assert SymmetricPolicyLoss(0.5, 1.0, -1.0).stats() == {}
+
+
+@pytest.mark.parametrize("family", ["clipped", "policy_gradient"])
+def test_sign_flip_statistic_counts_only_valid_samples(family):
+    raw = th.tensor([10.0, 1.0, 0.5, -1.0, 3.0, -2.0])
+    mask = th.tensor([True, True, True, True, False, False])
+    valid = raw[mask]
+    normalized = th.zeros_like(raw)
+    # padded entries hold values that would count as flipped (3 -> -3, -2 -> 2)
+    normalized[mask], normalized[~mask] = (valid - valid.mean()) / (valid.std() + 1e-8), -raw[~mask]
+    loss_fn = SymmetricPolicyLoss(0.5, 1.0, -1.0)
+    log_prob = th.zeros(6, requires_grad=True)
+    if family == "clipped":
+        loss_fn.clipped(normalized, th.exp(log_prob), log_prob.detach(), 0.2, raw, mask=mask)
+    else:
+        loss_fn.policy_gradient(normalized, log_prob, raw, mask=mask)
+    # of the 4 valid samples, 1.0 and 0.5 turn negative (the mean is 2.625)
+    assert loss_fn.stats()["adv_sign_flip_fraction"] == pytest.approx(0.5)
+
+
+def test_stats_average_the_minibatches_and_name_the_keys():
+    loss_fn = SymmetricPolicyLoss(0.5, 1.0, -1.0)
+    log_prob = th.full((4,), math.log(0.5), requires_grad=True)
+    # not normalized: reverse losses mean(-A * Z * (1 - pi)) = 0 and 0.5, averaged; no sign flips counted
+    for advantages in (th.zeros(4), th.ones(4)):
+        loss_fn.policy_gradient(advantages, log_prob)
+    assert loss_fn.stats() == {"reverse_loss": pytest.approx(0.25), "adv_sign_flip_fraction": 0.0}
+    # normalized minibatches of different sizes: the fraction is over all their samples
+    loss_fn = SymmetricPolicyLoss(0.5, 1.0, -1.0)
+    for raw in (th.tensor([10.0, 1.0, 0.5, -1.0]), th.tensor([2.0, 1.0])):
+        normalized = (raw - raw.mean()) / (raw.std() + 1e-8)
+        loss_fn.policy_gradient(normalized, th.zeros(len(raw), requires_grad=True), raw)
+    # 1.0 and 0.5 flip in the first, 1.0 in the second: 3 of 6
+    stats = loss_fn.stats()
+    assert list(stats) == ["reverse_loss", "adv_sign_flip_fraction"] and stats["adv_sign_flip_fraction"] == pytest.approx(0.5)

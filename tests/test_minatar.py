@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import gymnasium as gym
@@ -43,6 +44,31 @@ def test_register_minatar_envs_gives_every_game_both_action_sets():
         assert observation.shape == (10, 10, channels) and observation.any()
 
 
+def test_register_minatar_envs_registers_minatars_own_specs_into_a_clean_registry(monkeypatch):
+    # importing rl_zoo3 (test_zoo.py, at collection) has registered the ids already: take them out for this test
+    for env_id in [env_id for env_id in gym.registry if env_id.startswith("MinAtar/")]:
+        monkeypatch.delitem(gym.registry, env_id)
+    expected = [f"MinAtar/{name}-{version}" for name in CHANNELS for version in ("v0", "v1")]
+    assert register_minatar_envs() == expected
+    for env_id in expected:
+        spec = gym.registry[env_id]
+        game = {"SpaceInvaders": "space_invaders"}.get(env_id[8:-3], env_id[8:-3].lower())
+        # the specs of minatar.gym.register_envs() (minatar 1.0.15)
+        assert spec.entry_point == "minatar.gym:BaseEnv"
+        assert spec.kwargs == {"game": game, "use_minimal_action_set": env_id.endswith("-v1")}
+    assert gym.make("MinAtar/SpaceInvaders-v1").action_space.n == MINIMAL_ACTIONS["SpaceInvaders"]
+    assert register_minatar_envs() == []
+
+
+def test_register_minatar_envs_without_minatar_registers_nothing(monkeypatch):
+    for env_id in [env_id for env_id in gym.registry if env_id.startswith("MinAtar/")]:
+        monkeypatch.delitem(gym.registry, env_id)
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "minatar" else find_spec(name, *a))
+    assert register_minatar_envs() == []
+    assert not [env_id for env_id in gym.registry if env_id.startswith("MinAtar/")]
+
+
 def test_minatar_cnn_is_the_minatar_network_on_channels_last_input():
     space = gym.spaces.Box(0, 1, (10, 10, 4), dtype=bool)
     cnn = MinAtarCNN(space)
@@ -59,12 +85,21 @@ def test_minatar_cnn_is_the_minatar_network_on_channels_last_input():
     assert th.allclose(cnn(observations), expected, atol=1e-6)
 
 
+@pytest.mark.parametrize("height, width", [(3, 3), (3, 10), (10, 3), (5, 4)])
+def test_minatar_cnn_takes_any_grid_of_at_least_3x3(height, width):
+    cnn = MinAtarCNN(gym.spaces.Box(0, 1, (height, width, 2), dtype=bool), features_dim=8, n_filters=5)
+    # a 3x3 'valid' convolution leaves (height - 2) x (width - 2) cells
+    assert cnn.linear[0].in_features == 5 * (height - 2) * (width - 2)
+    assert cnn(th.zeros(4, height, width, 2)).shape == (4, 8)
+
+
 @pytest.mark.parametrize(
     "space, match",
     [
         (gym.spaces.Box(0, 1, (100,)), r"shape \(height, width, channels\)"),
         (gym.spaces.Discrete(3), r"shape \(height, width, channels\)"),
-        (gym.spaces.Box(0, 1, (2, 10, 4)), "at least 3x3"),
+        (gym.spaces.Box(0, 1, (2, 10, 4)), "at least 3x3 cells; got 2x10"),
+        (gym.spaces.Box(0, 1, (10, 2, 4)), "at least 3x3 cells; got 10x2"),
     ],
 )
 def test_minatar_cnn_refuses_other_spaces(space, match):

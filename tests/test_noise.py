@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import re
+import warnings
 
 import numpy as np
 import pytest
@@ -77,9 +79,107 @@ def test_bad_parameters_fail_clearly(kwargs, message):
         RewardNoiseCallback(**kwargs)
 
 
+KINDS = "['flip', 'gaussian', 'none', 'uniform']"
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        (dict(kind="normal"), ValueError, f"Unknown reward noise kind 'normal'; use one of {KINDS}."),
+        (dict(kind=["flip"]), ValueError, f"Unknown reward noise kind ['flip']; use one of {KINDS}."),
+        (dict(kind="flip", p="0.1"), TypeError, "Reward noise p must be a real number, e.g. p=0.1; got '0.1'."),
+        (dict(kind="gaussian", sigma=True), TypeError, "Reward noise sigma must be a real number, e.g. sigma=0.1; got True."),
+        (dict(kind="uniform", v=np.bool_(True)), TypeError, "Reward noise v must be a real number, e.g. v=0.1; got np.True_."),
+        (dict(seed="x"), ValueError, "RewardNoiseCallback seed must be None or an integer >= 0; got 'x'."),
+        (dict(seed=-1), ValueError, "RewardNoiseCallback seed must be None or an integer >= 0; got -1."),
+        (dict(seed=True), ValueError, "RewardNoiseCallback seed must be None or an integer >= 0; got True."),
+        (dict(seed=np.bool_(False)), ValueError, "RewardNoiseCallback seed must be None or an integer >= 0; got np.False_."),
+        (dict(seed=1.0), ValueError, "RewardNoiseCallback seed must be None or an integer >= 0; got 1.0."),
+        (dict(kind="flip", p=0.1, sigma=0.1), ValueError, "Reward noise kind 'flip' takes only 'p'; got ['sigma']."),
+        (dict(kind="none", v=1, p=0.1), ValueError, "Reward noise kind 'none' takes no parameter; got ['p', 'v']."),
+        (dict(kind="flip"), ValueError, "Reward noise kind 'flip' needs 'p', e.g. RewardNoiseCallback('flip', p=0.1)."),
+        (
+            dict(kind="gaussian"),
+            ValueError,
+            "Reward noise kind 'gaussian' needs 'sigma', e.g. RewardNoiseCallback('gaussian', sigma=0.1).",
+        ),
+        (dict(kind="gaussian", sigma=float("nan")), ValueError, "Reward noise sigma=nan must be finite."),
+        (dict(kind="flip", p=float("inf")), ValueError, "Reward noise p=inf must be finite."),
+        (dict(kind="flip", p=1.5), ValueError, "Flip probability p=1.5 must be in [0, 1]."),
+        (dict(kind="flip", p=-0.1), ValueError, "Flip probability p=-0.1 must be in [0, 1]."),
+        (dict(kind="gaussian", sigma=-0.05), ValueError, "Reward noise sigma=-0.05 must be >= 0."),
+        (dict(kind="uniform", v=-1), ValueError, "Reward noise v=-1.0 must be >= 0."),
+    ],
+)
+def test_bad_parameters_get_the_whole_message(kwargs, error, message):
+    with pytest.raises(error, match=f"^{re.escape(message)}$"):
+        RewardNoiseCallback(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs, kind, scale, seed",
+    [
+        (dict(), "none", 0.0, None),
+        (dict(kind="flip", p=0), "flip", 0.0, None),
+        (dict(kind="flip", p=1, seed=0), "flip", 1.0, 0),
+        (dict(kind="flip", p=np.float32(0.25), seed=np.int64(7)), "flip", 0.25, 7),
+        (dict(kind="gaussian", sigma=0), "gaussian", 0.0, None),
+        (dict(kind="uniform", v=np.int32(2)), "uniform", 2.0, None),
+    ],
+)
+def test_parameters_on_the_boundaries_are_taken_as_plain_numbers(kwargs, kind, scale, seed):
+    noise = RewardNoiseCallback(**kwargs)
+    assert (noise.kind, noise.scale, noise.seed, noise.rng, noise.verbose) == (kind, scale, seed, None, 0)
+    assert type(noise.scale) is float and (seed is None or type(noise.seed) is int)
+
+
+def _stream(seed: int, size: int) -> np.ndarray:
+    # N(0, 1) draws of the noise stream of `seed`: its own SeedSequence branch, apart from the env and torch streams
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(0x5E0153,))).normal(0.0, 1.0, size=size)
+
+
+def test_noise_stream_of_a_seed_and_of_the_models_seed():
+    noise = RewardNoiseCallback("gaussian", sigma=1.0, seed=3)
+    rewards = noise.perturb(np.zeros(6))
+    np.testing.assert_array_equal(rewards, _stream(3, 6))
+    assert not np.allclose(rewards, np.random.default_rng(3).normal(0.0, 1.0, size=6)), "not the plain seed's stream"
+    model = PPO("MlpPolicy", "CartPole-v1", n_steps=8, batch_size=8, seed=5)
+    for seed, expected in ((None, 5), (3, 3)):
+        noise = RewardNoiseCallback("gaussian", sigma=1.0, seed=seed)
+        noise.init_callback(model)
+        np.testing.assert_array_equal(noise.perturb(np.zeros(4)), _stream(expected, 4))
+
+
+def test_off_policy_warning_says_why():
+    from stable_baselines3 import DQN
+
+    noise = RewardNoiseCallback("flip", p=0.1)
+    message = (
+        "RewardNoiseCallback is made for on-policy algorithms; DQN may store rewards elsewhere (e.g. the original "
+        "reward under VecNormalize), so the noise may not reach training."
+    )
+    with pytest.warns(UserWarning, match=f"^{re.escape(message)}$"):
+        noise.init_callback(DQN("MlpPolicy", "CartPole-v1", learning_starts=0, buffer_size=64))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        RewardNoiseCallback("flip", p=0.1).init_callback(A2C("MlpPolicy", "CartPole-v1", n_steps=4))
+
+
 def test_integer_rewards_are_refused():
     with pytest.raises(TypeError, match="float rewards"):
         RewardNoiseCallback("gaussian", sigma=0.1, seed=0).perturb(np.array([1, 0, -1]))
+
+
+def test_integer_rewards_message_says_what_to_do_and_kind_none_takes_them():
+    message = (
+        "RewardNoiseCallback needs float rewards to edit in place; the VecEnv returned int8. "
+        "Make the env return float rewards (DummyVecEnv always does)."
+    )
+    with pytest.raises(TypeError, match=f"^{re.escape(message)}$"):
+        RewardNoiseCallback("flip", p=0.5, seed=0).perturb(np.array([1, 0], dtype=np.int8))
+    # no noise: any reward array comes back untouched, without drawing from a generator
+    noise, rewards = RewardNoiseCallback("none"), np.array([1, 0, -1])
+    assert noise.perturb(rewards) is rewards and rewards.tolist() == [1, 0, -1] and noise.rng is None
 
 
 @pytest.mark.parametrize("p", [0.0, 0.1, 0.5, 1.0])

@@ -353,7 +353,7 @@ def reference_train(case: AlgoCase, model: Any, snapshot: dict[str, Any]) -> dic
         expected["train/clip_fraction"] = np.mean(logs["clip"])
         expected["train/approx_kl"] = np.mean(logs["kl"])
         expected["train/clip_range"] = eps
-        expected["train/adv_sign_flip_fraction"] = np.mean(logs["flip"]) if logs["flip"] else 0.0
+    expected["train/adv_sign_flip_fraction"] = np.mean(logs["flip"]) if logs["flip"] else 0.0
     return dict(policy=policy, logs=expected, masked_out=masked_out, padded=padded)
 
 
@@ -433,6 +433,19 @@ def test_advantage_normalization_either_way(case, normalize_advantage):
     if case.family == "ppo" and normalize_advantage:
         # precondition for the logged fraction: normalization did flip some signs
         assert reference["logs"]["train/adv_sign_flip_fraction"] > 0
+
+
+@pytest.mark.parametrize("case", ALGO_CASES, ids=[case.name for case in ALGO_CASES])
+def test_sign_flip_fraction_is_logged_by_every_algorithm(case):
+    """train/adv_sign_flip_fraction: the share of samples whose advantage normalization flipped the sign."""
+    model, snapshot = train_once(
+        case, "Discrete", COEFFICIENTS["a0.7-b2.5-z1.7"], OPTIMIZERS["sgd-unclipped"], normalize_advantage=True
+    )
+    reference = reference_train(case, model, snapshot)
+    check_preconditions(case, snapshot, reference)
+    # precondition: normalization did flip some signs (the fraction is not the 0 logged without normalization)
+    assert reference["logs"]["train/adv_sign_flip_fraction"] > 0
+    assert_same_update(model, reference)
 
 
 MINIBATCH_LAYOUTS = {
