@@ -167,8 +167,12 @@ def test_no_host_sync_added_per_minibatch(sym_algo, parent, monkeypatch):
 
 @pytest.mark.parametrize("sym_algo", [SymPPO, SymA2C])
 def test_box_action_space_is_refused_with_advice(sym_algo):
-    with pytest.raises(ValueError, match=r"DiscretizeAction\(env, n_bins=11\)"):
+    with pytest.raises(ValueError, match=r"DiscretizeAction\(env, n_bins=11\)") as refused:
         sym_algo("MlpPolicy", "Pendulum-v1")
+    # the message names the class the user built
+    assert str(refused.value).startswith(f"{sym_algo.__name__} needs a discrete action space; got Box(")
+    assert "). Wrap the env: DiscretizeAction(env, n_bins=11) " in str(refused.value)
+    assert " (from sb3_symmetric; for a VecEnv: make_vec_env(..., wrapper_class=DiscretizeAction)), " in str(refused.value)
 
 
 @pytest.mark.parametrize("sym_algo", [SymPPO, SymA2C])
