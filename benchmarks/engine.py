@@ -392,7 +392,8 @@ def zoo_argv(run: Run, folder: Path | str, write: bool = True) -> list[str]:
             (folder / "conf.yml").write_text(yaml.safe_dump({run.env: call.conf_entry}, sort_keys=True))
         argv += ["-conf", str(folder / "conf.yml")]
     elif call.conf_file is not None:
-        argv += ["-conf", str(call.conf_file)]
+        # as the repository names it: runs start in its root, and a stored command holds on any checkout
+        argv += ["-conf", str(call.conf_file.relative_to(ROOT))]
     if call.params:
         argv += ["-params", *(f"{key}:{_param_text(value)}" for key, value in call.params.items())]
     return argv

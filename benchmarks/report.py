@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import re
 import shlex
 import subprocess
 import sys
@@ -311,8 +310,7 @@ def write_report(records: list[dict], out: Path, reps: int, report_command: str,
         "",
         "Each run is one RL-Zoo training at its whole budget; its command is stored in its trial, for example:",
         "",
-        # the worker's checkout may have been anywhere: show the -conf file as the repository names it
-        "    " + re.sub(r"-conf \S*?(benchmarks/hyperparams/\S+)", r"-conf \1", example["command"]),
+        f"    {example['command']}",
         "",
         'The paper trained for 2M-10M steps with 5-30 seeds (docs/paper.rst, "Hyperparameters"). Figures from the',
         "paper exist for eight Atari games only (shown next to ours where such a game was run).",

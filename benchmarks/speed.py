@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> None:
             load=os.getloadavg()[0],
         )
         if args.count_ops:
-            row["ops"] = f"{_count_ops(ours)} vs {_count_ops(base)}"
+            row["ops"] = (_count_ops(ours), _count_ops(base))
         if args.check_syncs and args.device.startswith("cuda"):
             row["syncs"] = f"{_count_sync_warnings(ours)} vs {_count_sync_warnings(base)}"
         rows.append(row)
@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> None:
             f"{row['case']:18s} {row['pair']:14s} buffer {row['samples']:5d}: train() {row['base_ms']:8.1f} ms -> "
             f"{row['sym_ms']:8.1f} ms, median ratio {row['ratio']:.3f} (total {row['total_ratio']:.3f}, fastest rounds "
             f"{row['best_ratio']:.3f}) over {rounds} rounds, load average {row['load']:.1f}"
-            + (f", operators per train() {row['ops']}" if "ops" in row else "")
+            + (f", operators per train() {row['ops'][0]} vs {row['ops'][1]}" if "ops" in row else "")
             + (f", syncs per train() {row['syncs']}" if "syncs" in row else ""),
             flush=True,
         )
@@ -187,7 +187,8 @@ def main(argv: list[str] | None = None) -> None:
         for r in rows:
             print(
                 f"| {r['case']} | {r['pair']} | {r['samples']} | {r['base_ms']:.1f} | {r['sym_ms']:.1f} | {r['ratio']:.3f} "
-                f"| {r['total_ratio']:.3f} | {r['best_ratio']:.3f} | {r['load']:.1f} |" + (f" {r['ops']} |" if ops else "")
+                f"| {r['total_ratio']:.3f} | {r['best_ratio']:.3f} | {r['load']:.1f} |"
+                + (f" {r['ops'][0]} vs {r['ops'][1]} |" if ops else "")
             )
 
 
