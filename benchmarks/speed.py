@@ -1,7 +1,9 @@
 """Cost of the reverse term: time ``train()`` of each symmetric algorithm against its parent on one fixed rollout buffer.
 
 Each pair is built with the same seed, fills its buffer once, then the two ``train()`` calls alternate
-(the order flips every round) in one process; the median of the per-round time ratios is printed, with the
+(the order flips every round) in one process. Before each timed call the model's parameters and optimizer state are
+restored (untimed) to those after the warm-up, so every round of a model times the same work. The median of the
+per-round time ratios is printed with its 95% bootstrap interval, the
 ratio of the total times and the ratio of the fastest rounds (the least disturbed by other processes, which only
 ever add time) as checks, and the load average. On CPU the clock is the process's CPU time (which other load on a
 shared machine still inflates: compare numbers taken at a load average near 1), on CUDA wall time;
@@ -17,12 +19,14 @@ with the Atari NatureCNN on random 84x84x4 observations.
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import statistics
 import time
 import warnings
 from typing import Any
 
+import numpy as np
 import torch as th
 from sb3_contrib import MaskablePPO, RecurrentPPO
 from stable_baselines3 import A2C, PPO
@@ -73,6 +77,24 @@ def _filled_model(algo: type[BaseAlgorithm], env_id: Any, n_envs: int, policy: s
     learn_kwargs = dict(use_masking=False) if isinstance(model, MaskablePPO) else {}
     model.learn(model.n_steps * n_envs, **learn_kwargs)
     return model
+
+
+def _snapshot(model: Any) -> tuple[dict, dict]:
+    """The policy's parameters and its optimizer's state, to give every timed ``train()`` the same starting point."""
+    return copy.deepcopy(model.policy.state_dict()), copy.deepcopy(model.policy.optimizer.state_dict())
+
+
+def _restore(model: Any, snapshot: tuple[dict, dict]) -> None:
+    model.policy.load_state_dict(snapshot[0])
+    model.policy.optimizer.load_state_dict(snapshot[1])
+
+
+def _median_interval(ratios: list[float], reps: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """95% percentile-bootstrap interval of the median of the per-round ratios."""
+    values = np.asarray(ratios)
+    draws = np.random.default_rng(seed).choice(values, size=(reps, len(values)))
+    low, high = np.percentile(np.median(draws, axis=1), [2.5, 97.5])
+    return float(low), float(high)
 
 
 def _timed_train(model: Any, device: str) -> float:
@@ -142,10 +164,16 @@ def main(argv: list[str] | None = None) -> None:
         for _ in range(args.warmup):
             base.train()
             ours.train()
+        # Every round starts from the same parameters and optimizer state, so each model repeats identical work:
+        # trained on, the two would drift apart and time different computations (saturated or denormal values)
+        snapshots = {id(m): _snapshot(m) for m in (base, ours)}
         ratios, base_times, sym_times = [], [], []
         for i in range(rounds):
             pair = (base, ours) if i % 2 == 0 else (ours, base)
-            times = {id(m): _timed_train(m, args.device) for m in pair}
+            times = {}
+            for model in pair:
+                _restore(model, snapshots[id(model)])
+                times[id(model)] = _timed_train(model, args.device)
             base_times.append(times[id(base)])
             sym_times.append(times[id(ours)])
             ratios.append(times[id(ours)] / times[id(base)])
@@ -156,6 +184,7 @@ def main(argv: list[str] | None = None) -> None:
             base_ms=1e3 * statistics.median(base_times),
             sym_ms=1e3 * statistics.median(sym_times),
             ratio=statistics.median(ratios),
+            interval=_median_interval(ratios),
             total_ratio=sum(sym_times) / sum(base_times),
             # other processes only ever add time: the fastest round of each is the least disturbed
             best_ratio=min(sym_times) / min(base_times),
@@ -163,13 +192,16 @@ def main(argv: list[str] | None = None) -> None:
             load=os.getloadavg()[0],
         )
         if args.count_ops:
+            for model in (base, ours):
+                _restore(model, snapshots[id(model)])
             row["ops"] = (_count_ops(ours), _count_ops(base))
         if args.check_syncs and args.device.startswith("cuda"):
             row["syncs"] = f"{_count_sync_warnings(ours)} vs {_count_sync_warnings(base)}"
         rows.append(row)
         print(
             f"{row['case']:18s} {row['pair']:14s} buffer {row['samples']:5d}: train() {row['base_ms']:8.1f} ms -> "
-            f"{row['sym_ms']:8.1f} ms, median ratio {row['ratio']:.3f} (total {row['total_ratio']:.3f}, fastest rounds "
+            f"{row['sym_ms']:8.1f} ms, median ratio {row['ratio']:.3f} [95% CI {row['interval'][0]:.3f}, "
+            f"{row['interval'][1]:.3f}] (total {row['total_ratio']:.3f}, fastest rounds "
             f"{row['best_ratio']:.3f}) over {rounds} rounds, load average {row['load']:.1f}"
             + (f", operators per train() {row['ops'][0]} vs {row['ops'][1]}" if "ops" in row else "")
             + (f", syncs per train() {row['syncs']}" if "syncs" in row else ""),
@@ -180,15 +212,15 @@ def main(argv: list[str] | None = None) -> None:
         device = th.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU, {args.threads} thread(s)"
         ops = " operators per train() (symmetric vs parent) |" if args.count_ops else ""
         print(
-            f"\n| case ({device}) | pair | buffer | parent train() ms | symmetric train() ms | median ratio | total ratio "
-            f"| fastest rounds | load average |{ops}"
+            f"\n| case ({device}) | pair | buffer | parent train() ms | symmetric train() ms | median ratio | 95% CI "
+            f"| total ratio | fastest rounds | load average |{ops}"
         )
-        print("|---|---|---|---|---|---|---|---|---|" + ("---|" if ops else ""))
+        print("|---|---|---|---|---|---|---|---|---|---|" + ("---|" if ops else ""))
         for r in rows:
             print(
                 f"| {r['case']} | {r['pair']} | {r['samples']} | {r['base_ms']:.1f} | {r['sym_ms']:.1f} | {r['ratio']:.3f} "
-                f"| {r['total_ratio']:.3f} | {r['best_ratio']:.3f} | {r['load']:.1f} |"
-                + (f" {r['ops'][0]} vs {r['ops'][1]} |" if ops else "")
+                f"| {r['interval'][0]:.3f}-{r['interval'][1]:.3f} | {r['total_ratio']:.3f} | {r['best_ratio']:.3f} "
+                f"| {r['load']:.1f} |" + (f" {r['ops'][0]} vs {r['ops'][1]} |" if ops else "")
             )
 
 
