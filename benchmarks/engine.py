@@ -547,6 +547,34 @@ def shown(text: str, storage: str) -> str:
     return text.replace(storage, hidden)
 
 
+def storage_failure(storage: str | None, error: BaseException) -> str | None:
+    """
+    One line for a storage that can no longer be reached or read, or None when ``error`` is something else.
+
+    A lost database server: its name (password masked), the driver's reason and what to do. A journal file with a line
+    that is not JSON: it was rewritten or cut under the workers (``git stash`` or ``checkout`` of a committed study, a
+    full disk); Optuna's own error names neither the file nor the cause.
+    """
+    from sb3_symmetric.tuning import is_connection_lost, storage_lost_message
+
+    name = storage if storage is not None else "the grid's default journal file"
+    if storage is not None and is_connection_lost(error):
+        return storage_lost_message(storage, error)
+    if isinstance(error, json.JSONDecodeError) and (storage is None or "://" not in storage):
+        return (
+            f"the journal file {name!r} holds a line that is not JSON ({error.msg}): it was rewritten or cut while the "
+            "grid ran (git stash, checkout or restore of a committed study; a full disk). Put back a whole copy (its "
+            "finished runs count again) and rerun the same command"
+        )
+    return None
+
+
+def _last_line(path: Path) -> str:
+    """The last non-empty line of a worker's log: its one-line error, when it stopped on one."""
+    lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()] if path.exists() else []
+    return lines[-1].strip() if lines else "(empty log)"
+
+
 def open_study(storage: str, study_name: str, create: bool) -> Any:
     """The grid's study; :class:`ConfigError` when ``create`` is False and it does not exist."""
     import optuna
@@ -936,7 +964,8 @@ def run_workers(
                     replacements += 1
                     processes[index] = start(index)
                 elif status not in (0, EXIT_INTERRUPTED):
-                    bar.write(f"worker {index} exited with status {status}; see {logs / f'worker{index}.log'}")
+                    log_path = logs / f"worker{index}.log"
+                    bar.write(f"worker {index} exited with status {status}: {_last_line(log_path)} (log: {log_path})")
             if stop:
                 for process in processes.values():
                     with contextlib.suppress(ProcessLookupError):

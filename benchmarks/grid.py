@@ -36,6 +36,7 @@ from benchmarks.engine import (
     run_key,
     run_workers,
     shown,
+    storage_failure,
     work,
     zoo_command,
 )
@@ -73,6 +74,12 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"benchmarks.grid: error: {error}", file=sys.stderr)
         return 2
+    except Exception as error:
+        message = storage_failure(args.storage, error)
+        if message is None:
+            raise
+        print(f"benchmarks.grid: error: {message}", file=sys.stderr)
+        return 1
 
 
 def _main(args: argparse.Namespace, given: list[str]) -> int:

@@ -536,3 +536,28 @@ def test_postgres_two_workers_sigkill_and_sigint_then_restart(tmp_path, postgres
     assert restarted.returncode == 0, restarted.stdout[-2000:] + restarted.stderr[-3000:]
     assert_all_finished_once(study)
     assert report_rows(postgres_url, tmp_path / "report") == reference
+
+
+def test_a_journal_rewritten_under_the_grid_is_one_line_naming_it(tmp_path):
+    """A journal with a line that is not JSON (git stash under running workers did that once): one line, exit 1."""
+    storage = tmp_path / "grid.log"
+    assert grid(*GRID, "--enqueue-only", "--storage", str(storage)).returncode == 0
+    lines = storage.read_bytes().splitlines(keepends=True)
+    storage.write_bytes(lines[0] + b'{"op_code": 6, "trial_id"\n' + b"".join(lines[1:]))
+    for args in (
+        [*GRID, "--storage", str(storage)],
+        ["--worker", "--storage", str(storage), "--study-name", "classic", "--work-dir", str(tmp_path / "work")],
+    ):
+        done = grid(*args, timeout=120)
+        assert done.returncode == 1, done.stderr[-2000:]
+        assert "Traceback" not in done.stderr
+        (line,) = done.stderr.strip().splitlines()
+        assert line.startswith(f"benchmarks.grid: error: the journal file {str(storage)!r} holds a line that is not JSON")
+        assert "rerun the same command" in line
+
+
+def test_a_worker_that_stops_on_an_error_is_reported_with_its_last_line(tmp_path):
+    log = tmp_path / "worker0.log"
+    assert engine._last_line(log) == "(empty log)"
+    log.write_text("training...\nbenchmarks.grid: error: the database went away\n\n")
+    assert engine._last_line(log) == "benchmarks.grid: error: the database went away"
