@@ -469,16 +469,21 @@ def code_files() -> list[Path]:
 _CODE: dict[str, Any] = {}
 
 
+def code_hash() -> str:
+    """The hash of :func:`code_files` as they are on disk now (each run's process imports them from there)."""
+    digest = hashlib.sha256()
+    for path in code_files():
+        name = path.relative_to(ROOT) if path.is_relative_to(ROOT) else Path(path.parent.name, path.name)
+        digest.update(f"{name.as_posix()}\0".encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def code_version() -> dict[str, Any]:
     """``{"version", "hash", "libraries", "commit", "dirty"}``: hash and libraries identify runs; commit is information."""
     if not _CODE:
         import sb3_symmetric
 
-        digest = hashlib.sha256()
-        for path in code_files():
-            name = path.relative_to(ROOT) if path.is_relative_to(ROOT) else Path(path.parent.name, path.name)
-            digest.update(f"{name.as_posix()}\0".encode())
-            digest.update(path.read_bytes())
         libraries = {}
         for library in LIBRARIES:
             with contextlib.suppress(importlib.metadata.PackageNotFoundError):
@@ -486,7 +491,7 @@ def code_version() -> dict[str, Any]:
         commit = _git("rev-parse", "HEAD")
         _CODE.update(
             version=sb3_symmetric.__version__,
-            hash=digest.hexdigest()[:16],
+            hash=code_hash(),
             libraries=libraries,
             commit=commit or None,
             dirty=bool(_git("status", "--porcelain", "--untracked-files=no")) if commit else None,
@@ -831,6 +836,8 @@ def work(
             continue
         attrs = trial.user_attrs
         key, run = attrs[KEY_ATTR], Run.from_dict(attrs[RUN_ATTR])
+        # each run's process imports the package from disk: the code there now, not at this worker's start, counts
+        code = {**code, "hash": code_hash()}
         if attrs[CODE_ATTR]["hash"] != code["hash"] or attrs[CODE_ATTR]["libraries"] != code["libraries"]:
             _requeue(study, trial, "taken by a worker with other code; put back", count_as_retry=False)
             log(
@@ -855,6 +862,14 @@ def work(
             _requeue(study, trial, f"interrupted by signal {stop.signal}", count_as_retry=False)
             log(f"interrupted: {run.name} is back in the queue")
             break
+        if code_hash() != code["hash"]:
+            _requeue(study, trial, "the code on disk changed while it trained", count_as_retry=False)
+            log(
+                f"the package or a hyperparameter file changed on disk while {run.name} trained: it is back in the "
+                f"queue. The grid's runs are made with {code_label(code)}: restore that code to go on, or start "
+                "a new grid for the new code"
+            )
+            return 2
         result = read_result(folder, run) if status == 0 else None
         if result is None:
             tail = (folder / "train.log").read_text(errors="replace")[-3000:]

@@ -561,3 +561,29 @@ def test_a_worker_that_stops_on_an_error_is_reported_with_its_last_line(tmp_path
     assert engine._last_line(log) == "(empty log)"
     log.write_text("training...\nbenchmarks.grid: error: the database went away\n\n")
     assert engine._last_line(log) == "benchmarks.grid: error: the database went away"
+
+
+@pytest.mark.parametrize("when", ["before", "during"])
+def test_a_run_is_not_made_with_code_that_changed_on_disk(tmp_path, monkeypatch, when):
+    """Each run's process imports the package from disk: an edit under a running grid must not enter its runs."""
+    storage = str(tmp_path / "grid.log")
+    study = engine.open_study(storage, "g", create=True)
+    engine.enqueue(study, [engine.Run("ppo", "CartPole-v1", "clean", 0, 2000, 5, 5)])
+    monkeypatch.setattr(engine.signal, "signal", lambda *args: None)  # work() would take over pytest's Ctrl-C
+    trained = []
+
+    def train_in_child(argv, log_path, stop):
+        trained.append(argv)
+        monkeypatch.setattr(engine, "code_hash", lambda: "edited-on-disk")
+        return 0
+
+    monkeypatch.setattr(engine, "train_in_child", train_in_child)
+    if when == "before":
+        monkeypatch.setattr(engine, "code_hash", lambda: "edited-on-disk")
+    messages: list[str] = []
+    assert engine.work(storage, "g", tmp_path / "work", log=messages.append) == 2
+    assert len(trained) == (1 if when == "during" else 0)
+    expected = "changed on disk while" if when == "during" else "this worker's code is 0.1.0+edited-on-disk"
+    assert expected in messages[-1], messages
+    counts = engine.progress(engine.open_study(storage, "g", create=False))
+    assert (counts["finished"], counts["running"], counts["waiting"]) == (0, 0, 1)
