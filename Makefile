@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-extended test-fast lint format type bench docs clean mutate
+.PHONY: install demo test test-extended test-fast lint format type bench results docs clean mutate
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,6 +50,24 @@ mutate: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/speed.py
+
+# Regenerate every committed learning result at the current code, one grid after another (about 6.5 CPU-hours on
+# 2 cores). Resumable: each study is a journal in benchmarks/studies/; rerun to go on, commit them to move machines.
+# Each report replaces the committed one only once its grid is finished.
+RESULT_GRIDS ?= lunar-10seeds pendulum-10seeds a2c-20seeds ppo-100k lunar-500k
+WORKERS ?= 2
+results: $(STAMP)
+	set -e; for grid in $(RESULT_GRIDS); do \
+		$(BIN)/python -m benchmarks.grid --preset $$grid --storage benchmarks/studies/$$grid.log --workers $(WORKERS) \
+			--report benchmarks/results/$$grid --overwrite; \
+	done
+	$(BIN)/python -m benchmarks.grid --preset classic --storage benchmarks/studies/classic.log --workers $(WORKERS) \
+		--report benchmarks/results --overwrite
+	$(BIN)/python -m benchmarks.grid --preset atari-smoke --study-name smoke --storage benchmarks/studies/smoke.log --workers 1
+	$(BIN)/python -m benchmarks.grid --preset mujoco-smoke --study-name smoke --storage benchmarks/studies/smoke.log \
+		--workers 1 --report benchmarks/results/smoke --overwrite
+	$(BIN)/python -m benchmarks.robustness --k 16 --steps CartPole-v1=30000 LunarLander-v3=60000 \
+		--threshold LunarLander-v3=0 --workers $(WORKERS) --storage benchmarks/studies/robustness.log
 
 # the Sphinx site, warnings as errors, into docs/_build/html
 docs: $(STAMP)

@@ -587,3 +587,26 @@ def test_a_run_is_not_made_with_code_that_changed_on_disk(tmp_path, monkeypatch,
     assert expected in messages[-1], messages
     counts = engine.progress(engine.open_study(storage, "g", create=False))
     assert (counts["finished"], counts["running"], counts["waiting"]) == (0, 0, 1)
+
+
+def test_make_results_regenerates_every_committed_result():
+    """`make results` regenerates every committed results folder, each grid on a study kept in benchmarks/studies/."""
+    import re
+
+    done = subprocess.run(["make", "-s", "-n", "results", "STAMP="], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    text = done.stdout.replace("\\\n", " ")
+    (looped,) = re.findall(r"for grid in ([^;]+);", text)
+    grids = looped.split()
+    reports = {f"benchmarks/results/{grid}" for grid in grids} | set(re.findall(r"--report (\S+) --overwrite", text))
+    committed = {
+        path.parent.relative_to(ROOT).as_posix()
+        for path in (ROOT / "benchmarks" / "results").rglob("results.md")
+        if "robustness" not in path.parts
+    }
+    assert reports - {"benchmarks/results/$grid"} == committed
+    assert set(grids) | {"classic", "atari-smoke", "mujoco-smoke"} <= set(engine.PRESETS)
+    for line in text.splitlines():
+        if "benchmarks.grid" in line or "benchmarks.robustness" in line:
+            assert "--storage benchmarks/studies/" in line, line
+    assert "benchmarks.robustness" in text and (ROOT / "benchmarks" / "results" / "robustness" / "robustness.md").exists()
