@@ -610,3 +610,31 @@ def test_make_results_regenerates_every_committed_result():
         if "benchmarks.grid" in line or "benchmarks.robustness" in line:
             assert "--storage benchmarks/studies/" in line, line
     assert "benchmarks.robustness" in text and (ROOT / "benchmarks" / "results" / "robustness" / "robustness.md").exists()
+
+
+def test_report_marks_the_probabilities_whose_interval_excludes_one_half():
+    """Bold where two algorithms' runs separate; the knob ablations are compared with stock PPO when they ran."""
+    from benchmarks import report
+
+    def runs(finals):
+        return [
+            dict(budget=1000, curve=[0.0, final], seed=seed, wall_s=1.0, discretized=False)
+            for seed, final in enumerate(finals)
+        ]
+
+    cells = {
+        ("clean", "CartPole-v1", "ppo"): runs([1.0, 2.0, 3.0, 4.0, 5.0, 6.0]),
+        ("clean", "CartPole-v1", "sppo"): runs([11.0, 12.0, 13.0, 14.0, 15.0, 16.0]),
+        ("clean", "CartPole-v1", "ppo_equiv"): runs([12.5, 11.5, 14.5, 13.5, 16.5, 15.5]),
+        ("clean", "CartPole-v1", "ppo_vf"): runs([1.5, 2.5, 3.5, 4.5, 5.5, 6.5]),
+    }
+    text, _ = report.tables(cells, reps=200)
+    header = next(line for line in text.splitlines() if line.startswith("| env | P("))
+    row = text.splitlines()[text.splitlines().index(header) + 2]
+    columns = dict(zip(header.strip("|").split(" | ")[1:], row.strip("|").split(" | ")[1:], strict=True))
+    columns = {name.strip(): value.strip() for name, value in columns.items()}
+    assert columns["P(SPPO > PPO)"].startswith("**1.00 [1.00, 1.00]**")
+    assert not columns["P(SPPO > PPO (SPPO-equivalent))"].startswith("**")
+    assert columns["P(PPO, vf_coef/w > PPO)"].startswith("0.") and "**" not in columns["P(PPO, vf_coef/w > PPO)"]
+    assert report.probability_text(0.3, 0.1, 0.49) == "**0.30 [0.10, 0.49]**"
+    assert report.probability_text(0.5, 0.2, 0.5) == "0.50 [0.20, 0.50]"
