@@ -45,12 +45,14 @@ SETTING_TITLES = {
 }
 ORDER = tuple(ALGORITHMS)
 # (challenger, baseline): SPPO vs its baseline, vs its gradient-identical twin and stock-PPO equivalent (the noise
-# floor), SA2C vs A2C; then each one-knob ablation against stock PPO (which rescaling carries a difference)
+# floor), SA2C vs A2C; then the stock-PPO equivalent and each one-knob ablation against stock PPO (whether the
+# rescaled knobs, and which of them, carry a difference)
 PAIRS = (
     ("sppo", "ppo"),
     ("sppo", "ppo_weighted"),
     ("sppo", "ppo_equiv"),
     ("sa2c", "a2c"),
+    ("ppo_equiv", "ppo"),
     ("ppo_vf", "ppo"),
     ("ppo_ent", "ppo"),
     ("ppo_gn", "ppo"),

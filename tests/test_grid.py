@@ -636,5 +636,6 @@ def test_report_marks_the_probabilities_whose_interval_excludes_one_half():
     assert columns["P(SPPO > PPO)"].startswith("**1.00 [1.00, 1.00]**")
     assert not columns["P(SPPO > PPO (SPPO-equivalent))"].startswith("**")
     assert columns["P(PPO, vf_coef/w > PPO)"].startswith("0.") and "**" not in columns["P(PPO, vf_coef/w > PPO)"]
+    assert columns["P(PPO (SPPO-equivalent) > PPO)"].startswith("**1.00")
     assert report.probability_text(0.3, 0.1, 0.49) == "**0.30 [0.10, 0.49]**"
     assert report.probability_text(0.5, 0.2, 0.5) == "0.50 [0.20, 0.50]"
