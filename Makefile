@@ -63,6 +63,8 @@ results: $(STAMP)
 	done
 	$(BIN)/python -m benchmarks.grid --preset classic --storage benchmarks/studies/classic.log --workers $(WORKERS) \
 		--report benchmarks/results --overwrite
+	$(BIN)/python -m benchmarks.grid --preset minatar --algos ppo sppo ppo_equiv a2c sa2c --workers $(WORKERS) \
+		--storage benchmarks/studies/minatar.log --report benchmarks/results/minatar --overwrite
 	$(BIN)/python -m benchmarks.grid --preset atari-smoke --study-name smoke --storage benchmarks/studies/smoke.log --workers 1
 	$(BIN)/python -m benchmarks.grid --preset mujoco-smoke --study-name smoke --storage benchmarks/studies/smoke.log \
 		--workers 1 --report benchmarks/results/smoke --overwrite
