@@ -85,8 +85,9 @@ def _snapshot(model: Any) -> tuple[dict, dict]:
 
 
 def _restore(model: Any, snapshot: tuple[dict, dict]) -> None:
-    model.policy.load_state_dict(snapshot[0])
-    model.policy.optimizer.load_state_dict(snapshot[1])
+    model.policy.load_state_dict(snapshot[0])  # copies into the parameters
+    # the optimizer adopts the tensors it is given and updates them in place: give it a copy, keep the snapshot intact
+    model.policy.optimizer.load_state_dict(copy.deepcopy(snapshot[1]))
 
 
 def _median_interval(ratios: list[float], reps: int = 2000, seed: int = 0) -> tuple[float, float]:

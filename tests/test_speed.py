@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import subprocess
@@ -57,6 +58,7 @@ def test_each_timed_round_starts_from_the_same_parameters_and_optimizer_state():
     model = PPO("MlpPolicy", make_vec_env("CartPole-v1", n_envs=1, seed=0), n_steps=64, batch_size=32, n_epochs=2, seed=0)
     model.learn(64)
     snapshot = _snapshot(model)
+    first_state = copy.deepcopy(snapshot[1]["state"])
     before = [p.detach().clone() for p in model.policy.parameters()]
     model.train()
     assert any(not th.equal(a, b) for a, b in zip(before, model.policy.parameters(), strict=True))
@@ -66,6 +68,15 @@ def test_each_timed_round_starts_from_the_same_parameters_and_optimizer_state():
     assert steps and all(int(step) == int(snapshot[1]["state"][0]["step"]) for step in steps)
     model.train()  # the restored state trains: the optimizer state is the model's own, not a detached copy
     assert any(not th.equal(a, b) for a, b in zip(before, model.policy.parameters(), strict=True))
+    # and a second restore after training is as good as the first: training did not write into the snapshot
+    _restore(model, snapshot)
+    assert all(th.equal(a, b) for a, b in zip(before, model.policy.parameters(), strict=True))
+    restored = model.policy.optimizer.state_dict()["state"]
+    assert all(
+        th.equal(restored[k][name], kept[name])
+        for k, kept in first_state.items()
+        for name in ("step", "exp_avg", "exp_avg_sq")
+    )
 
 
 def test_median_interval_brackets_the_median_and_narrows_with_more_rounds():
