@@ -55,6 +55,18 @@ def start(args: list[str], tmp_path: Path, name: str) -> subprocess.Popen:
     )
 
 
+def process_fields(pid: int | str) -> list[str] | None:
+    """The fields of ``/proc/<pid>/stat`` after the command name, or None for a process that is gone or a zombie.
+
+    A zombie counts as dead: where PID 1 does not reap orphans (a container's), a killed worker's run stays a zombie.
+    """
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return None if fields[0] == "Z" else fields
+
+
 def processes_mentioning(text: str) -> list[int]:
     """PIDs of live processes whose command line contains ``text`` (workers and their RL-Zoo children)."""
     found = []
@@ -63,10 +75,9 @@ def processes_mentioning(text: str) -> list[int]:
             continue
         try:
             cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            state = (entry / "stat").read_text().rpartition(")")[2].split()[0]
         except OSError:
             continue
-        if text in cmdline and state != "Z":
+        if text in cmdline and process_fields(entry.name) is not None:
             found.append(int(entry.name))
     return found
 
@@ -75,11 +86,8 @@ def children_of(pid: int) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rpartition(")")[2].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid and fields[0] != "Z":
+            fields = process_fields(entry.name)
+            if fields is not None and int(fields[1]) == pid:
                 found.append(int(entry.name))
     return found
 
@@ -441,7 +449,7 @@ def interrupt_grid(parent: subprocess.Popen, storage: str, work_dir: Path, tmp_p
     victim_run = wait_for(lambda: children_of(victim), 60, "the victim's training child")
     time.sleep(3)
     os.kill(victim, signal.SIGKILL)
-    wait_for(lambda: not [pid for pid in victim_run if Path(f"/proc/{pid}").exists()] or None, 30, "the victim's run to die")
+    wait_for(lambda: not [pid for pid in victim_run if process_fields(pid)] or None, 30, "the victim's run to die")
 
     def alive() -> list:
         return [t for t in running_trials(study) if t.user_attrs["worker"]["pid"] != victim]
@@ -526,7 +534,7 @@ def test_postgres_two_workers_sigkill_and_sigint_then_restart(tmp_path, postgres
     assert workers[0].wait(timeout=30) == -signal.SIGKILL
     assert workers[1].wait(timeout=120) == engine.EXIT_INTERRUPTED
     wait_for(lambda: not processes_mentioning(str(tmp_path / "work")), 30, "no run left behind")
-    assert killed_child and not any(Path(f"/proc/{pid}").exists() for pid in killed_child)
+    assert killed_child and not any(process_fields(pid) for pid in killed_child)
     trials = study.get_trials(deepcopy=False)
     assert [t.state.name for t in trials].count("COMPLETE") == 0
     assert sum(t.state.name == "RUNNING" for t in trials) == 1  # the killed worker's, until someone notices
