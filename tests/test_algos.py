@@ -20,6 +20,7 @@ from stable_baselines3.common.envs import (
 from stable_baselines3.common.vec_env import VecEnv
 
 from sb3_symmetric import DiscretizeAction, SymA2C, SymPPO
+from sb3_symmetric.common.checks import check_action_space
 
 PAIRS = [(SymPPO, PPO), (SymA2C, A2C)]
 PAIR_IDS = ["SymPPO", "SymA2C"]
@@ -173,6 +174,16 @@ def test_box_action_space_is_refused_with_advice(sym_algo):
     assert str(refused.value).startswith(f"{sym_algo.__name__} needs a discrete action space; got Box(")
     assert "). Wrap the env: DiscretizeAction(env, n_bins=11) " in str(refused.value)
     assert " (from sb3_symmetric; for a VecEnv: make_vec_env(..., wrapper_class=DiscretizeAction)), " in str(refused.value)
+    assert str(refused.value).endswith(
+        "), or in an RL-Zoo YAML: env_wrapper: [{sb3_symmetric.DiscretizeAction: {n_bins: 11}}]."
+    )
+
+
+def test_other_non_discrete_action_spaces_are_refused_naming_the_supported_ones():
+    tuple_space = spaces.Tuple((spaces.Discrete(2), spaces.Discrete(3)))
+    with pytest.raises(ValueError) as refused:
+        check_action_space("SymA2C", tuple_space)
+    assert str(refused.value) == (f"SymA2C supports Discrete, MultiDiscrete and MultiBinary action spaces; got {tuple_space}.")
 
 
 @pytest.mark.parametrize("sym_algo", [SymPPO, SymA2C])

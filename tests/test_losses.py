@@ -14,6 +14,7 @@ from stable_baselines3.common.distributions import (
 
 from sb3_symmetric.losses import (
     SymmetricPolicyLoss,
+    _weighted_sum,
     a2c_reverse_loss,
     check_symmetric_coefficients,
     clipped_surrogate,
@@ -273,6 +274,23 @@ def test_sign_flips():
     assert th.equal(sign_flips(-raw, (-raw + 2.5) / 4.0), th.tensor([True, True, False, False, False, False, False]))
     # a zero on either side has no sign to flip
     assert not sign_flips(th.tensor([0.0, 0.0, -1.0, 2.0]), th.tensor([-0.5, 0.5, 0.0, 0.0])).any()
+
+
+@pytest.mark.parametrize("weights_shape, values_shape", [((5,), (5,)), ((5,), (3, 5)), ((3, 5), (5,)), ((3, 5), (3, 5))])
+def test_weighted_sum_is_the_sum_of_the_products_for_broadcastable_shapes(weights_shape, values_shape):
+    generator = th.Generator().manual_seed(3)
+    weights = th.randn(weights_shape, generator=generator, dtype=th.float64)
+    values = th.randn(values_shape, generator=generator, dtype=th.float64)
+    expected = math.fsum((weights.numpy() * values.numpy()).ravel().tolist())
+    assert _weighted_sum(weights, values).item() == pytest.approx(expected, rel=1e-12, abs=1e-12)
+
+
+def test_weighted_sum_of_two_vectors_is_one_dot_product_in_the_graph():
+    """The loss's usual case (one-dimensional batches) costs one ``dot`` node, not a product and a sum."""
+    values = th.randn(7, requires_grad=True)
+    total = _weighted_sum(th.randn(7), values)
+    assert type(total.grad_fn).__name__ == "DotBackward0"
+    assert [type(node).__name__ for node, _ in total.grad_fn.next_functions if node is not None] == ["AccumulateGrad"]
 
 
 BOTH_ZERO_HINT = "Set alpha > 0 or beta > 0."

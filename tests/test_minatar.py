@@ -128,6 +128,23 @@ def test_policy_trains_saves_and_loads_without_env(algo, tmp_path):
     )
 
 
+def test_policy_hands_net_arch_and_every_other_argument_to_actor_critic_policy():
+    register_minatar_envs()
+    env = gym.make("MinAtar/Breakout-v1")
+    policy = MinAtarPolicy(
+        env.observation_space,
+        env.action_space,
+        lambda _: 1e-3,
+        net_arch=[32],
+        activation_fn=th.nn.Tanh,
+        features_extractor_kwargs=dict(n_filters=8),
+    )
+    assert policy.features_extractor.conv[0].out_channels == 8
+    first, activation = policy.mlp_extractor.policy_net
+    assert (first.in_features, first.out_features) == (128, 32) and isinstance(activation, th.nn.Tanh)
+    assert policy.action_net.in_features == policy.value_net.in_features == 32
+
+
 def test_value_loss_reaches_the_shared_trunk():
     register_minatar_envs()
     model = PPO(MinAtarPolicy, make_vec_env("MinAtar/Breakout-v1", n_envs=1), device="cpu", n_steps=8, batch_size=8)
