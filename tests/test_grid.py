@@ -67,6 +67,16 @@ def process_fields(pid: int | str) -> list[str] | None:
     return None if fields[0] == "Z" else fields
 
 
+def identities(pids: list[int]) -> list[tuple[int, str]]:
+    """Each live PID with its start time (field 22 of ``/proc/<pid>/stat``): a PID the kernel reuses is another process."""
+    return [(pid, fields[19]) for pid in pids if (fields := process_fields(pid)) is not None]
+
+
+def still_running(identity: tuple[int, str]) -> bool:
+    fields = process_fields(identity[0])
+    return fields is not None and fields[19] == identity[1]
+
+
 def processes_mentioning(text: str) -> list[int]:
     """PIDs of live processes whose command line contains ``text`` (workers and their RL-Zoo children)."""
     found = []
@@ -446,10 +456,10 @@ def interrupt_grid(parent: subprocess.Popen, storage: str, work_dir: Path, tmp_p
     study = wait_for(lambda: study_when_created(storage), 120, "the study")
     wait_for(lambda: running_trials(study) and training_children(work_dir), 180, "a training run")
     victim = running_trials(study)[0].user_attrs["worker"]["pid"]
-    victim_run = wait_for(lambda: children_of(victim), 60, "the victim's training child")
+    victim_run = identities(wait_for(lambda: children_of(victim), 60, "the victim's training child"))
     time.sleep(3)
     os.kill(victim, signal.SIGKILL)
-    wait_for(lambda: not [pid for pid in victim_run if process_fields(pid)] or None, 30, "the victim's run to die")
+    wait_for(lambda: not [run for run in victim_run if still_running(run)] or None, 30, "the victim's run to die")
 
     def alive() -> list:
         return [t for t in running_trials(study) if t.user_attrs["worker"]["pid"] != victim]
@@ -528,13 +538,13 @@ def test_postgres_two_workers_sigkill_and_sigint_then_restart(tmp_path, postgres
         "both workers training",
     )
     time.sleep(3)
-    killed_child = training_children(tmp_path / "work0")
+    killed_child = identities(training_children(tmp_path / "work0"))
     workers[0].send_signal(signal.SIGKILL)
     os.killpg(workers[1].pid, signal.SIGINT)
     assert workers[0].wait(timeout=30) == -signal.SIGKILL
     assert workers[1].wait(timeout=120) == engine.EXIT_INTERRUPTED
     wait_for(lambda: not processes_mentioning(str(tmp_path / "work")), 30, "no run left behind")
-    assert killed_child and not any(process_fields(pid) for pid in killed_child)
+    assert killed_child and not any(still_running(run) for run in killed_child)
     trials = study.get_trials(deepcopy=False)
     assert [t.state.name for t in trials].count("COMPLETE") == 0
     assert sum(t.state.name == "RUNNING" for t in trials) == 1  # the killed worker's, until someone notices
