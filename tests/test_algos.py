@@ -19,7 +19,7 @@ from stable_baselines3.common.envs import (
 )
 from stable_baselines3.common.vec_env import VecEnv
 
-from sb3_symmetric import DiscretizeAction, SymA2C, SymPPO
+from sb3_symmetric import DiscretizeAction, SymA2C, SymPPO, ppo_equivalent
 from sb3_symmetric.common.checks import check_action_space
 
 PAIRS = [(SymPPO, PPO), (SymA2C, A2C)]
@@ -94,6 +94,28 @@ def test_sppo_equals_its_gradient_twin_after_one_step():
     plain = _train(PPO, "CartPole", 128, **common)
     assert all(th.allclose(a, b, atol=1e-6) for a, b in zip(_params(sym), _params(twin), strict=True))
     assert not all(th.allclose(a, b, atol=1e-6) for a, b in zip(_params(sym), _params(plain), strict=True))
+
+
+@pytest.mark.filterwarnings("ignore:You have specified a mini-batch size")
+@pytest.mark.parametrize("batch_size", [32, 24])  # 24: a truncated last minibatch as well
+@pytest.mark.parametrize(
+    "env_name, alpha, beta, rce_z",
+    [("CartPole", 0.5, 1.0, -1.0), ("DiscretizedPendulum", 0.5, 20.0, -1.0), ("MultiBinary", 0.25, 2.0, -1.5)],
+)
+def test_sppo_and_its_weighted_twin_train_bit_for_bit(env_name, alpha, beta, rce_z, batch_size):
+    """
+    SymPPO(alpha, beta, Z) and SymPPO(alpha + beta*|Z|, 0) (the benchmark's "twin") make the same rounding too.
+
+    Both multiply the same per-sample ``A * m / N`` by the one weight ``w``, so the twin is no noise floor: the
+    benchmarks compare SPPO with the stock-PPO equivalent instead, whose arithmetic differs.
+    """
+    steps = 4 * 64 * 2
+    sym = _train(SymPPO, env_name, steps, alpha=alpha, beta=beta, rce_z=rce_z, batch_size=batch_size)
+    twin = _train(SymPPO, env_name, steps, alpha=alpha - beta * rce_z, beta=0.0, batch_size=batch_size)
+    assert all(th.equal(a, b) for a, b in zip(_params(sym), _params(twin), strict=True))
+    equivalent = _train(PPO, env_name, steps, **ppo_equivalent(alpha, beta, rce_z), batch_size=batch_size)
+    assert not all(th.equal(a, b) for a, b in zip(_params(sym), _params(equivalent), strict=True))
+    assert all(th.allclose(a, b, atol=1e-5) for a, b in zip(_params(sym), _params(equivalent), strict=True))
 
 
 @pytest.mark.parametrize("sym_algo", [SymPPO, SymA2C])
