@@ -23,6 +23,7 @@ import numpy as np
 
 from benchmarks.engine import (
     ALGORITHMS,
+    KNOBS,
     ROOT,
     RUNS,
     ConfigError,
@@ -116,6 +117,17 @@ def group_runs(records: list[dict]) -> dict[str, dict[tuple[str, str, str], list
     return groups
 
 
+def identical_twin_runs(records: list[dict]) -> tuple[int, int]:
+    """How many SPPO runs made the very evaluations of their twin's run (same code, cell and seed), of how many pairs."""
+
+    def key(run: dict) -> tuple:
+        return code_version_name(run["code"]), run["setting"], run["env"], run["budget"], run["seed"]
+
+    twins = {key(run): run for run in records if ALGORITHMS[run["algo"]].twin}
+    pairs = [(run, twins[key(run)]) for run in records if run["algo"] == "sppo" and key(run) in twins]
+    return sum(run["returns"] == twin["returns"] for run, twin in pairs), len(pairs)
+
+
 def interval_estimates(scores: dict, func, reps: int, seed: int = 0) -> tuple[dict, dict]:
     from rliable import library as rly
 
@@ -178,8 +190,13 @@ def tables(cells: dict, reps: int) -> tuple[str, list[list]]:
         lines += [
             "",
             "Probability that a run of the first algorithm ends higher than a run of the second, [95% CI]; in bold where "
-            "the interval excludes 0.5. SPPO and its twins train with the same gradient: where SPPO against a twin is "
-            "bold, rounding alone separated runs, and a bold SPPO against PPO there says nothing.",
+            "the interval excludes 0.5."
+            + (
+                " SPPO and the SPPO-equivalent PPO train with the same gradient: where SPPO against it is bold, rounding "
+                "alone separated runs, and a bold SPPO against PPO there says nothing."
+                if "ppo_equiv" in algos
+                else ""
+            ),
             "",
         ]
         lines += [
@@ -321,7 +338,7 @@ def write_report(records: list[dict], out: Path, reps: int, report_command: str,
             text,
             "".join(f"![{p.stem}]({p.name})\n" for p in pictures),
         ]
-    twin = any(ALGORITHMS[run["algo"]].twin or ALGORITHMS[run["algo"]].equivalent for run in records)
+    same, pairs = identical_twin_runs(records)
     header = [
         "# Reward-noise benchmark results",
         "",
@@ -337,10 +354,19 @@ def write_report(records: list[dict], out: Path, reps: int, report_command: str,
         "paper exist for eight Atari games only (shown next to ours where such a game was run).",
         *(
             [
-                "PPO x (a+b|Z|) and the SPPO-equivalent PPO have SPPO's gradient (docs/paper.rst, \"Stock-PPO",
-                'equivalent"), so SPPO against them measures run-to-run noise alone.',
+                "PPO x (a+b|Z|) is SymPPO with beta 0 and alpha + beta*|Z| as its one policy weight: SPPO's gradient and",
+                f"SPPO's arithmetic too (tests/test_algos.py); SPPO and it made the same evaluations in {same} of {pairs}",
+                "seed pairs here, so it shows no run-to-run noise.",
             ]
-            if twin
+            if pairs
+            else []
+        ),
+        *(
+            [
+                "The SPPO-equivalent PPO is stock PPO with SPPO's gradient but its own rounding (docs/paper.rst,",
+                '"Stock-PPO equivalent"), so SPPO against it measures run-to-run noise alone.',
+            ]
+            if any(ALGORITHMS[run["algo"]].equivalent == KNOBS for run in records)
             else []
         ),
         "Evaluation returns are true (noise-free) returns. For discretized envs, PPO/A2C are the paper's DPPO/DA2C.",

@@ -657,3 +657,24 @@ def test_report_marks_the_probabilities_whose_interval_excludes_one_half():
     assert columns["P(PPO (SPPO-equivalent) > PPO)"].startswith("**1.00")
     assert report.probability_text(0.3, 0.1, 0.49) == "**0.30 [0.10, 0.49]**"
     assert report.probability_text(0.5, 0.2, 0.5) == "0.50 [0.20, 0.50]"
+
+
+def test_report_counts_the_sppo_runs_that_made_their_twins_very_evaluations():
+    from benchmarks import report
+
+    code = {"version": "0.1.0", "hash": "abc", "libraries": {}}
+
+    def run(algo, seed, returns, setting="clean", budget=1000):
+        return dict(code=code, algo=algo, seed=seed, returns=returns, setting=setting, env="CartPole-v1", budget=budget)
+
+    records = [
+        run("sppo", 0, [[1.0, 2.0], [3.0, 4.0]]),
+        run("ppo_weighted", 0, [[1.0, 2.0], [3.0, 4.0]]),
+        run("sppo", 1, [[1.0, 2.0], [3.0, 4.0]]),
+        run("ppo_weighted", 1, [[1.0, 2.0], [3.0, 4.5]]),  # one evaluation episode apart
+        run("sppo", 2, [[5.0]], setting="flip0.1"),
+        run("ppo_weighted", 2, [[5.0]]),  # another cell: no pair
+        run("ppo_equiv", 0, [[1.0, 2.0], [3.0, 4.0]]),  # not the twin
+    ]
+    assert report.identical_twin_runs(records) == (1, 2)
+    assert report.identical_twin_runs([r for r in records if r["algo"] != "ppo_weighted"]) == (0, 0)
