@@ -51,9 +51,10 @@ mutate: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/speed.py
 
-# Regenerate every committed learning result at the current code, one grid after another (about 6.5 CPU-hours on
-# 2 cores). Resumable: each study is a journal in benchmarks/studies/; rerun to go on, commit them to move machines.
-# Each report replaces the committed one only once its grid is finished.
+# Regenerate every committed learning result at the current code, one grid after another. Hours of wall time on 2
+# cores: lunar-10seeds' 60 first runs took 71 min on 2026-11-26 (2 workers), 6x the time recorded for the same runs
+# earlier; see the notes of benchmarks/README.md. Resumable: each study is a journal in benchmarks/studies/; rerun to
+# go on, commit them to move machines. Each report replaces the committed one only once its grid is finished.
 RESULT_GRIDS ?= lunar-10seeds pendulum-10seeds a2c-20seeds ppo-100k lunar-500k
 WORKERS ?= 2
 results: $(STAMP)
