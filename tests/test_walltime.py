@@ -34,7 +34,7 @@ def test_fit_recovers_planted_costs_and_projects_the_preset(tmp_path):
     plan = walltime.timing_plan(PRESET, (4096, 16384), "cpu")
     assert len(plan.short) == len(plan.long) == 3 and list(plan.eval_runs) == ["Pendulum-v1"]
     assert plan.eval_episodes == PRESET.eval_episodes
-    planted = {"ppo": (4.0, 2e-4), "sppo": (5.0, 3e-4), "ppo_weighted": (6.0, 4e-4)}  # fixed s, train s per step
+    planted = {"ppo": (4.0, 2e-4), "sppo": (5.0, 3e-4), "ppo_equiv": (6.0, 4e-4)}  # fixed s, train s per step
     eval_step_s, length = 1e-3, 200
     timings = {}
     for key, run in [*plan.short.items(), *plan.long.items()]:
@@ -59,10 +59,10 @@ def test_fit_recovers_planted_costs_and_projects_the_preset(tmp_path):
     assert projection["runs"] == 90
     assert projection["total_run_s"] == pytest.approx(30 * sum(per_run.values()))
     assert projection["grid_wall_s"] == pytest.approx(15 * sum(per_run.values()))
-    assert projection["longest_run_s"] == pytest.approx(per_run["ppo_weighted"])
+    assert projection["longest_run_s"] == pytest.approx(per_run["ppo_equiv"])
     assert projection["grid_wall_s_per_1000_length_steps"] == pytest.approx(90 * eval_step_s * 20 * 5 * 1000 / 2)
     assert walltime.project(PRESET, list(costs.values()), workers=1000)["grid_wall_s"] == pytest.approx(
-        per_run["ppo_weighted"]
+        per_run["ppo_equiv"]
     )
 
 
@@ -77,7 +77,7 @@ def test_command_end_to_end_and_resume(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     timings = walltime.read_timings(tmp_path)
     assert sorted((run.algo, run.budget) for run in timings) == sorted(
-        (algo, steps) for algo in ("ppo", "sppo", "ppo_weighted") for steps in (4096, 16384)
+        (algo, steps) for algo in ("ppo", "sppo", "ppo_equiv") for steps in (4096, 16384)
     )
     timed = json.loads(walltime.eval_file(tmp_path, "Pendulum-v1").read_text())
     assert timed["ep_lengths"] == [200] * PRESET.eval_episodes and timed["seconds"] > 0
