@@ -61,9 +61,7 @@ def test_fit_recovers_planted_costs_and_projects_the_preset(tmp_path):
     assert projection["grid_wall_s"] == pytest.approx(15 * sum(per_run.values()))
     assert projection["longest_run_s"] == pytest.approx(per_run["ppo_equiv"])
     assert projection["grid_wall_s_per_1000_length_steps"] == pytest.approx(90 * eval_step_s * 20 * 5 * 1000 / 2)
-    assert walltime.project(PRESET, list(costs.values()), workers=1000)["grid_wall_s"] == pytest.approx(
-        per_run["ppo_equiv"]
-    )
+    assert walltime.project(PRESET, list(costs.values()), workers=1000)["grid_wall_s"] == pytest.approx(per_run["ppo_equiv"])
 
 
 @pytest.mark.slow
