@@ -354,9 +354,9 @@ def write_report(records: list[dict], out: Path, reps: int, report_command: str,
         "paper exist for eight Atari games only (shown next to ours where such a game was run).",
         *(
             [
-                "PPO x (a+b|Z|) is SymPPO with beta 0 and alpha + beta*|Z| as its one policy weight: SPPO's gradient and",
-                f"SPPO's arithmetic too (tests/test_algos.py); SPPO and it made the same evaluations in {same} of {pairs}",
-                "seed pairs here, so it shows no run-to-run noise.",
+                "PPO x (a+b|Z|) is SymPPO with beta 0 and alpha + beta*|Z| as its one policy weight: SPPO's gradient and,",
+                "at the current code, SPPO's arithmetic too (tests/test_algos.py), so it is no noise floor. SPPO and it",
+                f"made the same evaluations in {same} of {pairs} seed pairs here.",
             ]
             if pairs
             else []
