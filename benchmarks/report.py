@@ -23,7 +23,6 @@ import numpy as np
 
 from benchmarks.engine import (
     ALGORITHMS,
-    KNOBS,
     ROOT,
     RUNS,
     ConfigError,
@@ -45,8 +44,8 @@ SETTING_TITLES = {
     "gaussian1.0": "Gaussian reward noise, sigma = 1.0",
 }
 ORDER = tuple(ALGORITHMS)
-# (challenger, baseline): SPPO vs its baseline, vs its gradient-identical twin and stock-PPO equivalent (the noise
-# floor), SA2C vs A2C; then the stock-PPO equivalent and each one-knob ablation against stock PPO (whether the
+# (challenger, baseline): SPPO vs its baseline, vs its twin (its very arithmetic) and the stock-PPO equivalent (the
+# noise floor), SA2C vs A2C; then the stock-PPO equivalent and each one-knob ablation against stock PPO (whether the
 # rescaled knobs, and which of them, carry a difference)
 PAIRS = (
     ("sppo", "ppo"),
@@ -366,7 +365,7 @@ def write_report(records: list[dict], out: Path, reps: int, report_command: str,
                 "The SPPO-equivalent PPO is stock PPO with SPPO's gradient but its own rounding (docs/paper.rst,",
                 '"Stock-PPO equivalent"), so SPPO against it measures run-to-run noise alone.',
             ]
-            if any(ALGORITHMS[run["algo"]].equivalent == KNOBS for run in records)
+            if any(run["algo"] == "ppo_equiv" for run in records)
             else []
         ),
         "Evaluation returns are true (noise-free) returns. For discretized envs, PPO/A2C are the paper's DPPO/DA2C.",

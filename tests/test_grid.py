@@ -25,6 +25,7 @@ from postgres_fixtures import postgres_server  # noqa: E402
 from waiting import wait_for  # noqa: E402
 
 from benchmarks import engine  # noqa: E402  (a failing import must fail the tests, not skip them)
+from sb3_symmetric import tuning  # noqa: E402
 
 # CartPole-v1 of the classic preset at 0.1 of its budget: 2,000 steps (whole rollouts: 2,048), PPO, 2 seeds x 2 noises
 GRID = ["--preset", "classic", "--envs", "CartPole-v1", "--algos", "ppo", "--seeds", "2", "--budget-scale", "0.1"]
@@ -60,11 +61,8 @@ def process_fields(pid: int | str) -> list[str] | None:
 
     A zombie counts as dead: where PID 1 does not reap orphans (a container's), a killed worker's run stays a zombie.
     """
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return None
-    return None if fields[0] == "Z" else fields
+    fields = tuning._process_stat(int(pid))
+    return None if fields[:1] in ([], ["Z"]) else fields
 
 
 def identities(pids: list[int]) -> list[tuple[int, str]]:
