@@ -446,9 +446,13 @@ def make_runs(
 # ---------------------------------------------------------------- code version and run identity
 
 
-def _git(*args: str) -> str:
+# What the grid and the report write: a change there is output, not a change to the code a run ran.
+OUTPUT_DIRS = ("benchmarks/studies", "benchmarks/results", "benchmarks/runs")
+
+
+def _git(*args: str, cwd: Path = ROOT) -> str:
     try:
-        done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=30)
+        done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.SubprocessError):
         return ""
     return done.stdout.strip() if done.returncode == 0 else ""
@@ -494,9 +498,20 @@ def code_version() -> dict[str, Any]:
             hash=code_hash(),
             libraries=libraries,
             commit=commit or None,
-            dirty=bool(_git("status", "--porcelain", "--untracked-files=no")) if commit else None,
+            dirty=uncommitted_changes() if commit else None,
         )
     return dict(_CODE)
+
+
+def duration(seconds: float) -> str:
+    """``"2.5 h"`` from an hour on, ``"12.0 min"`` below."""
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"
+
+
+def uncommitted_changes(root: Path = ROOT) -> bool:
+    """Whether tracked files of the checkout at ``root`` differ from its commit, outside :data:`OUTPUT_DIRS`."""
+    excluded = [f":(exclude){folder}" for folder in OUTPUT_DIRS]
+    return bool(_git("status", "--porcelain", "--untracked-files=no", "--", ".", *excluded, cwd=root))
 
 
 def code_label(code: dict[str, Any] | None) -> str:

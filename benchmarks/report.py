@@ -29,6 +29,7 @@ from benchmarks.engine import (
     Run,
     code_label,
     default_storage,
+    duration,
     finished_runs,
     open_study,
     shown,
@@ -317,7 +318,7 @@ def write_report(records: list[dict], out: Path, reps: int, report_command: str,
     groups = group_runs(records)
     out.mkdir(parents=True, exist_ok=True)
     n_runs = len(records)
-    hours = sum(run["wall_s"] for run in records) / 3600
+    summed = duration(sum(run["wall_s"] for run in records))
     example = records[0]
     sections, rows, written = [], [], []
     for index, (code, cells) in enumerate(sorted(groups.items())):
@@ -341,7 +342,7 @@ def write_report(records: list[dict], out: Path, reps: int, report_command: str,
     header = [
         "# Reward-noise benchmark results",
         "",
-        f"Made by `{report_command}` from {n_runs} finished runs ({hours:.1f} hours of summed run wall time) of {source}.",
+        f"Made by `{report_command}` from {n_runs} finished runs ({summed} of summed run wall time) of {source}.",
         "Each code version (package version + hash of the files that can change a result, and the git commit the",
         "runs were queued at) has its own tables; runs of different versions are never pooled.",
         "",

@@ -49,6 +49,7 @@ from benchmarks.engine import (
     ConfigError,
     Preset,
     Run,
+    duration,
     enqueue,
     finished_runs,
     make_runs,
@@ -274,10 +275,6 @@ def project(preset: Preset, costs: list[CellCost], workers: int) -> dict:
     }
 
 
-def _duration(seconds: float) -> str:
-    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"
-
-
 def report(preset_name: str, projection: dict, costs: list[CellCost], args: argparse.Namespace, device_name: str) -> str:
     """The projection as markdown, with the command that made it."""
     lengths_source = (
@@ -308,12 +305,12 @@ def report(preset_name: str, projection: dict, costs: list[CellCost], args: argp
         ]
     lines += [
         "",
-        f"Preset: {projection['runs']} runs; in all {_duration(projection['train_s'])} of training and "
-        f"{_duration(projection['eval_s'])} of evaluation; the longest run {_duration(projection['longest_run_s'])}.",
+        f"Preset: {projection['runs']} runs; in all {duration(projection['train_s'])} of training and "
+        f"{duration(projection['eval_s'])} of evaluation; the longest run {duration(projection['longest_run_s'])}.",
         "",
-        f"**Projected grid wall time with {args.workers} workers: {_duration(projection['grid_wall_s'])}**, "
+        f"**Projected grid wall time with {args.workers} workers: {duration(projection['grid_wall_s'])}**, "
         f"with the evaluation episode lengths above ({lengths_source}). Every 1000 steps of mean evaluation "
-        f"episode length add {_duration(projection['grid_wall_s_per_1000_length_steps'])}: agents that play longer "
+        f"episode length add {duration(projection['grid_wall_s_per_1000_length_steps'])}: agents that play longer "
         f"episodes once trained make this a lower estimate.",
     ]
     return "\n".join(lines) + "\n"

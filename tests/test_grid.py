@@ -319,6 +319,26 @@ def test_run_identity_changes_with_everything_that_changes_a_result(monkeypatch)
     assert engine.run_key(run, {**code, "commit": "x" * 40, "dirty": True}) == key  # a docs-only commit keeps runs
 
 
+def test_runs_are_marked_uncommitted_for_changed_code_and_not_for_the_grids_own_journals(tmp_path):
+    def git(*args):
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    files = [Path("sb3_symmetric/sppo.py"), *(Path(folder, "grid.log") for folder in engine.OUTPUT_DIRS)]
+    for name in files:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("first\n")
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "first")
+    assert not engine.uncommitted_changes(tmp_path)
+    for name in files[1:]:  # a running grid appends to its journal, a report rewrites its results
+        (tmp_path / name).write_text("first\nsecond\n")
+    (tmp_path / "untracked.py").write_text("")
+    assert not engine.uncommitted_changes(tmp_path)
+    (tmp_path / files[0]).write_text("changed\n")
+    assert engine.uncommitted_changes(tmp_path)
+
+
 def test_code_hash_covers_the_package_and_its_yaml():
     names = {path.name for path in engine.code_files()}
     assert {"sppo.py", "losses.py", "noise.py", "sppo.yml", "sa2c.yml"} <= names
