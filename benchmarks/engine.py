@@ -515,7 +515,7 @@ def uncommitted_changes(root: Path = ROOT) -> bool:
 
 
 def code_label(code: dict[str, Any] | None) -> str:
-    """``"0.1.0+3f2a9c... (commit 1a2b3c4d, dirty)"``."""
+    """``"0.1.0+3f2a9c... (commit 1a2b3c4d5e, with uncommitted changes)"``: dirty as :func:`uncommitted_changes` says."""
     if not code:
         return "unknown code version"
     commit = code.get("commit")
