@@ -282,7 +282,7 @@ def plots(cells: dict, out: Path, reps: int, footer: str, suffix: str = "") -> l
 
 
 def budget_comparison(cells: dict[tuple[str, str, str], list[dict]]) -> str:
-    """``"CartPole-v1 20,000 (sppo.yml: 100,000)"`` per env and RL-Zoo algorithm: the runs' budget, the YAML's own."""
+    """``"CartPole-v1 20,000 (ppo.yml, sppo.yml: 100,000)"`` per env and budget: the runs' budget, each YAML's own."""
     seen = set()
     for runs in cells.values():
         for run in runs:
@@ -297,11 +297,11 @@ def budget_comparison(cells: dict[tuple[str, str, str], list[dict]]) -> str:
                     own = zoo_entry(call.zoo_algo, run["env"], call.conf_file)["n_timesteps"]
                 except KeyError:
                     own = None
-            seen.add((run["env"], source, run["budget"], "no entry" if own is None else f"{int(float(own)):,}"))
-    parts = []
-    for env, source, budget, own in sorted(seen):
-        parts.append(f"{env} {budget:,} ({source}: {own})")
-    return "; ".join(parts)
+            seen.add((run["env"], run["budget"], "no entry" if own is None else f"{int(float(own)):,}", source))
+    sources: dict[tuple[str, int, str], list[str]] = {}
+    for env, budget, own, source in sorted(seen):
+        sources.setdefault((env, budget, own), []).append(source)
+    return "; ".join(f"{env} {budget:,} ({', '.join(names)}: {own})" for (env, budget, own), names in sources.items())
 
 
 def _tracked(out: Path) -> bool:
