@@ -283,7 +283,7 @@ def plots(cells: dict, out: Path, reps: int, footer: str, suffix: str = "") -> l
 
 def budget_comparison(cells: dict[tuple[str, str, str], list[dict]]) -> str:
     """``"CartPole-v1 20,000 (ppo.yml, sppo.yml: 100,000)"`` per env and budget: the runs' budget, each YAML's own."""
-    seen = set()
+    sources: dict[tuple[str, int, str], set[str]] = {}
     for runs in cells.values():
         for run in runs:
             call = zoo_call(Run.from_dict({k: run[k] for k in Run.__dataclass_fields__}))
@@ -297,11 +297,11 @@ def budget_comparison(cells: dict[tuple[str, str, str], list[dict]]) -> str:
                     own = zoo_entry(call.zoo_algo, run["env"], call.conf_file)["n_timesteps"]
                 except KeyError:
                     own = None
-            seen.add((run["env"], run["budget"], "no entry" if own is None else f"{int(float(own)):,}", source))
-    sources: dict[tuple[str, int, str], list[str]] = {}
-    for env, budget, own, source in sorted(seen):
-        sources.setdefault((env, budget, own), []).append(source)
-    return "; ".join(f"{env} {budget:,} ({', '.join(names)}: {own})" for (env, budget, own), names in sources.items())
+            own_text = "no entry" if own is None else f"{int(float(own)):,}"
+            sources.setdefault((run["env"], run["budget"], own_text), set()).add(source)
+    return "; ".join(
+        f"{env} {budget:,} ({', '.join(sorted(names))}: {own})" for (env, budget, own), names in sorted(sources.items())
+    )
 
 
 def _tracked(out: Path) -> bool:
