@@ -5,6 +5,9 @@ four knobs users touch first (learning rate, clip range, epochs, minibatch size)
 PPO and SymPPO (class defaults alpha=0.5, beta=1, rce_z=-1: docs/paper.rst, "Hyperparameters") with each of
 them on noisy-reward envs, evaluates the policy at the end of its budget on the clean env, and reports the share
 of configurations whose return reaches the env's success threshold together with the distribution of final returns.
+Each configuration is also trained by the stock-PPO equivalent of SymPPO (``ppo_equiv``: SymPPO's gradient with
+other rounding), so SPPO against it shows how far one seed moves from rounding alone: the noise floor of the
+per-configuration differences.
 
 Each training is a run of the grid's runner (benchmarks/engine.py): one RL-Zoo training whose YAML entry is
 overridden with the configuration and the env's fixed settings below, a trial of the study ``robustness``
@@ -57,7 +60,8 @@ ENVS = {
     "LunarLander-v3": EnvSetting(n_envs=8, n_steps=128, gamma=0.999, gae_lambda=0.98, ent_coef=0.01, threshold=200.0),
 }
 DEFAULT_STEPS: dict[str, float] = {"CartPole-v1": 30_000, "LunarLander-v3": 60_000}
-ALGOS = ("ppo", "sppo")
+ALGOS = ("ppo", "sppo", "ppo_equiv")
+LABELS = {"ppo": "PPO", "sppo": "SPPO", "ppo_equiv": "PPO (SPPO-equivalent)"}
 
 
 def sample_configs(k: int, seed: int) -> list[dict[str, Any]]:
@@ -88,15 +92,41 @@ def plan_runs(envs: list[str], configs: list[dict[str, Any]], steps: dict[str, i
 
     runs = []
     for env in envs:
+        _check_symmetric_entry(env)
         setting = ENVS[env]
         fixed = {name: getattr(setting, name) for name in ("n_envs", "n_steps", "gamma", "gae_lambda", "ent_coef")}
         for index, config in enumerate(configs):
             for algo in ALGOS:
-                values = {**fixed, **config, **(SYMMETRIC if algo == "sppo" else {})}
+                values = _values(algo, {**fixed, **config})
                 overrides = tuple((name, python_literal(value)) for name, value in sorted(values.items()))
                 noise = f"flip:{noise_p}" if noise_p > 0 else "clean"
                 runs.append(Run(algo, env, noise, seed + index, steps[env], 1, episodes, overrides=overrides))
     return runs
+
+
+def _values(algo: str, shared: dict[str, Any]) -> dict[str, Any]:
+    """The YAML overrides of one algorithm: the shared values, SymPPO's coefficients, or their stock-PPO equivalent."""
+    if algo == "sppo":
+        return {**shared, **SYMMETRIC}
+    if algo == "ppo_equiv":
+        from sb3_symmetric import ppo_equivalent
+
+        # the grid converts sppo.yml's entry (vf_coef, max_grad_norm, Adam's eps); ent_coef, set here, is divided too
+        return ppo_equivalent(**SYMMETRIC, knobs=("ent_coef",), **shared)
+    return dict(shared)
+
+
+def _check_symmetric_entry(env: str) -> None:
+    """``ppo_equiv`` is converted from sppo.yml's entry: its coefficients must be the ones SPPO trains with here."""
+    from benchmarks.engine import ConfigError, zoo_entry
+
+    entry = zoo_entry("sppo", env)
+    coefficients = {name: float(entry.get(name, default)) for name, default in SYMMETRIC.items()}
+    if coefficients != SYMMETRIC:
+        raise ConfigError(
+            f"sppo.yml's {env} entry has {coefficients}, the sweep trains SPPO with {SYMMETRIC}: its stock-PPO "
+            "equivalent would not match; set the entry's coefficients to the sweep's"
+        )
 
 
 def record_of(result: dict[str, Any], index: int, config: dict[str, Any]) -> dict[str, Any]:
@@ -131,17 +161,22 @@ def summarize(records: list[dict[str, Any]], thresholds: dict[str, float]) -> tu
             reached = sum(value >= threshold for value in values)
             q25, q50, q75 = np.percentile(values, [25, 50, 75])
             lines.append(
-                f"| {env} (>= {threshold:g}) | {algo.upper()} | {len(values)} | {reached}/{len(values)} "
+                f"| {env} (>= {threshold:g}) | {LABELS[algo]} | {len(values)} | {reached}/{len(values)} "
                 f"({100 * reached / len(values):.0f}%) | {q50:.1f} | {np.mean(values):.1f} | {q25:.1f} - {q75:.1f} "
                 f"| {min(values):.1f} | {max(values):.1f} |"
             )
+    lines += ["", *_differences(by_env)]
     configs = {record["config_index"]: record["config"] for record in records}
-    lines += ["", "Final clean return per configuration (SPPO - PPO > 0: SPPO better):", ""]
+    lines += [
+        "",
+        "Final clean return per configuration (SPPO - PPO > 0: SPPO better; SPPO - equiv.: rounding alone):",
+        "",
+    ]
     header = "| # | learning_rate | clip_range | n_epochs | batch_size |"
     rule = "|---|---|---|---|---|"
     for env in by_env:
-        header += f" {env} PPO | {env} SPPO | diff |"
-        rule += "---|---|---|"
+        header += f" {env} PPO | {env} SPPO | {env} equiv. | SPPO - PPO | SPPO - equiv. |"
+        rule += "---|---|---|---|---|"
     lines += [header, rule]
     for index in sorted(configs):
         config = configs[index]
@@ -150,10 +185,31 @@ def summarize(records: list[dict[str, Any]], thresholds: dict[str, float]) -> tu
             f"| {config['batch_size']} |"
         )
         for per_algo in by_env.values():
-            ppo, sppo = per_algo.get("ppo", {}).get(index, math.nan), per_algo.get("sppo", {}).get(index, math.nan)
-            row += f" {ppo:.1f} | {sppo:.1f} | {sppo - ppo:+.1f} |"
+            ppo, sppo, equiv = (per_algo.get(algo, {}).get(index, math.nan) for algo in ALGOS)
+            row += f" {ppo:.1f} | {sppo:.1f} | {equiv:.1f} | {sppo - ppo:+.1f} | {sppo - equiv:+.1f} |"
         lines.append(row)
     return "\n".join(lines), returns
+
+
+def _differences(by_env: dict[str, dict[str, dict[int, float]]]) -> list[str]:
+    """Per env, SPPO's per-configuration differences from PPO beside those from its equivalent (the noise floor)."""
+    lines = [
+        "| env | SPPO against | configs | SPPO higher | equal | median abs. difference | largest abs. difference |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for env, per_algo in by_env.items():
+        sppo = per_algo.get("sppo", {})
+        for other in ("ppo", "ppo_equiv"):
+            shared = sorted(set(sppo) & set(per_algo.get(other, {})))
+            if not shared:
+                continue
+            differences = np.array([sppo[index] - per_algo[other][index] for index in shared])
+            lines.append(
+                f"| {env} | {LABELS[other]} | {len(shared)} | {int((differences > 0).sum())} "
+                f"| {int((differences == 0).sum())} | {np.median(np.abs(differences)):.1f} "
+                f"| {np.abs(differences).max():.1f} |"
+            )
+    return lines
 
 
 def plot(records: list[dict[str, Any]], thresholds: dict[str, float], path: Path, title: str) -> None:
@@ -163,21 +219,21 @@ def plot(records: list[dict[str, Any]], thresholds: dict[str, float], path: Path
     import matplotlib.pyplot as plt
 
     envs = sorted({record["env"] for record in records})
-    figure, axes = plt.subplots(1, len(envs), figsize=(4.5 * len(envs), 4), squeeze=False)
+    figure, axes = plt.subplots(1, len(envs), figsize=(5 * len(envs), 4), squeeze=False)
     for axis, env in zip(axes[0], envs, strict=True):
         per_algo: dict[str, dict[int, float]] = {}
         for record in records:
             if record["env"] == env:
                 per_algo.setdefault(record["algo"], {})[record["config_index"]] = record["mean_return"]
-        for index in sorted(set(per_algo.get("ppo", {})) & set(per_algo.get("sppo", {}))):
-            axis.plot([0, 1], [per_algo["ppo"][index], per_algo["sppo"][index]], color="grey", alpha=0.4, lw=1)
+        for index in sorted(set.intersection(*(set(per_algo.get(algo, {})) for algo in ALGOS))):
+            axis.plot(range(len(ALGOS)), [per_algo[algo][index] for algo in ALGOS], color="grey", alpha=0.4, lw=1)
         for position, algo in enumerate(ALGOS):
             values = list(per_algo.get(algo, {}).values())
             if values:
                 axis.boxplot(values, positions=[position], widths=0.35, showfliers=False)
                 axis.scatter([position] * len(values), values, s=14, zorder=3)
         axis.axhline(thresholds[env], ls="--", color="tab:red", lw=1, label="success threshold")
-        axis.set_xticks([0, 1], [algo.upper() for algo in ALGOS])
+        axis.set_xticks(range(len(ALGOS)), ["PPO", "SPPO", "PPO\n(SPPO-equiv.)"])
         axis.set_title(env)
         axis.set_ylabel("final clean return (one run per config)")
         axis.legend(loc="lower right", fontsize=8)
@@ -188,18 +244,27 @@ def plot(records: list[dict[str, Any]], thresholds: dict[str, float], path: Path
 
 
 def write_report(out: Path, records: list[dict[str, Any]], command: str, args: argparse.Namespace) -> None:
+    from benchmarks.report import code_version_name, commits_of
+    from sb3_symmetric.equivalence import policy_weight
+
     tables, _ = summarize(records, args.threshold)
     budget = ", ".join(f"{env} {steps} steps" for env, steps in args.steps.items())
+    # every record is at the current code (the planned runs' keys name it), so one version
     text = (
         "# Hyperparameter robustness: PPO vs SPPO under reward-flip noise\n\n"
         f"Made by: `{command}`\n\n"
+        f"Code version {code_version_name(records[0]['code'])}; runs queued at: {commits_of(records)}.\n\n"
         f"K={args.k} configurations (seed {args.seed}): learning rate log-uniform in {LEARNING_RATE}, "
         f"clip range in {CLIP_RANGES}, epochs in {EPOCHS}, minibatch in {BATCH_SIZES}. "
         f"Training rewards flipped (r <- 1 - r) with p={args.noise_p}; budgets: {budget}; "
-        f"one training seed per configuration (the same for PPO and SPPO); "
+        f"one training seed per configuration (the same for every algorithm); "
         f"the policy at the end of the budget evaluated deterministically on {args.eval_episodes} clean episodes "
         "(RL-Zoo's evaluation). "
-        "SPPO uses SymPPO's defaults alpha=0.5, beta=1, rce_z=-1; everything else is shared.\n\n"
+        "SPPO uses SymPPO's defaults alpha=0.5, beta=1, rce_z=-1; everything else is shared. "
+        "PPO (SPPO-equivalent) is stock PPO with vf_coef, ent_coef, max_grad_norm and Adam's eps divided by "
+        f"w = alpha + beta*|rce_z| = {policy_weight(**SYMMETRIC):g}: SPPO's gradient with other rounding, "
+        "so SPPO against it is the noise floor "
+        "of a per-configuration difference.\n\n"
         f"{tables}\n\n![robustness](robustness.png)\n"
     )
     (out / "robustness.md").write_text(text)
@@ -248,9 +313,9 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     storage = args.storage or str(args.out / "runs.log")
     configs = sample_configs(args.k, args.seed)
-    planned = plan_runs(args.envs, configs, args.steps, args.noise_p, args.seed, args.eval_episodes)
     code = code_version()
     try:
+        planned = plan_runs(args.envs, configs, args.steps, args.noise_p, args.seed, args.eval_episodes)
         study = open_study(storage, STUDY, create=True)
         if not args.report_only:
             keys, _ = enqueue(study, planned, code)

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -379,20 +380,80 @@ def test_report_refuses_to_overwrite_committed_results(tmp_path):
     assert done.returncode == 2 and "holds committed results; pass --overwrite" in done.stderr
 
 
-def test_robustness_sweep_is_grid_runs_with_shared_configurations(tmp_path):
+@pytest.mark.parametrize("env", ["CartPole-v1", "LunarLander-v3"])
+def test_robustness_sweep_is_grid_runs_with_shared_configurations(tmp_path, env):
+    import torch as th
+    from torch import nn  # noqa: F401  (names the generated policy_kwargs use)
+
     from benchmarks import robustness
 
     configs = robustness.sample_configs(3, seed=0)
-    runs = robustness.plan_runs(["CartPole-v1"], configs, {"CartPole-v1": 2000}, 0.1, 7, 10)
-    assert [(run.algo, run.seed) for run in runs] == [(algo, 7 + k) for k in range(3) for algo in ("ppo", "sppo")]
+    runs = robustness.plan_runs([env], configs, {env: 2000}, 0.1, 7, 10)
+    algos = ("ppo", "sppo", "ppo_equiv")
+    assert [(run.algo, run.seed) for run in runs] == [(algo, 7 + k) for k in range(3) for algo in algos]
+    setting = robustness.ENVS[env]
     for k in range(3):
-        ppo, sppo = (_params(engine.zoo_argv(run, tmp_path)) for run in runs[2 * k : 2 * k + 2])
-        assert ppo["algo"] == "ppo" and sppo["algo"] == "sppo"
-        assert {key: ppo[key] for key in configs[k]} == configs[k] == {key: sppo[key] for key in configs[k]}
-        assert ppo["n_envs"] == sppo["n_envs"] == 8 and ppo["callback"] == sppo["callback"]
+        folder = tmp_path / str(k)
+        ppo, sppo, equiv = (_params(engine.zoo_argv(run, folder)) for run in runs[3 * k : 3 * k + 3])
+        assert (ppo["algo"], sppo["algo"], equiv["algo"]) == ("ppo", "sppo", "ppo")
+        assert all({key: params[key] for key in configs[k]} == configs[k] for params in (ppo, sppo, equiv))
+        assert ppo["n_envs"] == sppo["n_envs"] == equiv["n_envs"] == setting.n_envs
+        assert ppo["callback"] == sppo["callback"] == equiv["callback"]
         assert (sppo["alpha"], sppo["beta"], sppo["rce_z"]) == (0.5, 1.0, -1.0) and "alpha" not in ppo
+        # the equivalent: sppo.yml's entry with the four knobs divided by w = 0.5 + 1 * |-1|, then the sweep's values
+        entry = yaml.safe_load((folder / "conf.yml").read_text())[env]
+        entry.update({key: value for key, value in equiv.items() if key not in ("algo", "conf")})
+        sppo_entry = engine.zoo_entry("sppo", env)
+        assert entry["ent_coef"] == pytest.approx(setting.ent_coef / 1.5, rel=1e-15)
+        assert entry["vf_coef"] == pytest.approx(sppo_entry.get("vf_coef", 0.5) / 1.5, rel=1e-15)
+        assert entry["max_grad_norm"] == pytest.approx(sppo_entry.get("max_grad_norm", 0.5) / 1.5, rel=1e-15)
+        policy_kwargs = eval(entry["policy_kwargs"])
+        assert policy_kwargs["optimizer_class"] is th.optim.Adam
+        assert policy_kwargs["optimizer_kwargs"]["eps"] == pytest.approx(1e-5 / 1.5, rel=1e-15)
+        assert "alpha" not in entry and "beta" not in entry
     keys = {engine.run_key(run, engine.code_version()) for run in runs}
     assert len(keys) == len(runs)
+
+
+def test_robustness_report_sets_sppo_against_ppo_beside_its_noise_floor(tmp_path):
+    import argparse
+
+    from benchmarks import robustness
+
+    configs = robustness.sample_configs(3, seed=0)
+    finals = {"ppo": [100.0, 200.0, 500.0], "sppo": [150.0, 180.0, 500.0], "ppo_equiv": [140.0, 180.0, 470.0]}
+    code = {"version": "0.1.0", "hash": "abc", "commit": "1234567890ab", "dirty": False}
+    records = [
+        {
+            **robustness.record_of(
+                {"env": "CartPole-v1", "algo": algo, "final_return": value, "returns": [[value]]}, k, config
+            ),
+            "code": code,
+        }
+        for algo, values in finals.items()
+        for k, (value, config) in enumerate(zip(values, configs, strict=True))
+    ]
+    tables, returns = robustness.summarize(records, {"CartPole-v1": 475.0})
+    assert returns["CartPole-v1"] == finals
+    # SPPO - PPO: +50, -20, 0; SPPO - equivalent: +10, 0, +30
+    assert "| CartPole-v1 | PPO | 3 | 1 | 1 | 20.0 | 50.0 |" in tables
+    assert "| CartPole-v1 | PPO (SPPO-equivalent) | 3 | 2 | 1 | 10.0 | 30.0 |" in tables
+    assert "| CartPole-v1 (>= 475) | PPO (SPPO-equivalent) | 3 | 0/3 (0%) | 180.0 |" in tables
+    assert "| 150.0 | 140.0 | +50.0 | +10.0 |" in tables
+    args = argparse.Namespace(k=3, seed=0, steps={"CartPole-v1": 2000}, noise_p=0.1, eval_episodes=10)
+    args.threshold = {"CartPole-v1": 475.0}
+    robustness.write_report(tmp_path, records, "python -m benchmarks.robustness --k 3", args)
+    text = (tmp_path / "robustness.md").read_text()
+    assert "Code version 0.1.0+abc; runs queued at: commit 1234567890." in text and "w = alpha + beta*|rce_z| = 1.5" in text
+    assert (tmp_path / "robustness.png").stat().st_size > 0
+
+
+def test_robustness_refuses_a_symmetric_entry_its_equivalent_would_not_match(monkeypatch):
+    from benchmarks import robustness
+
+    monkeypatch.setattr(engine, "zoo_entry", lambda algo, env: {"alpha": 1.0, "beta": 1.0, "rce_z": -1.0})
+    with pytest.raises(engine.ConfigError, match="its stock-PPO equivalent would not match"):
+        robustness.plan_runs(["CartPole-v1"], robustness.sample_configs(1, seed=0), {"CartPole-v1": 2000}, 0.1, 0, 10)
 
 
 def test_runs_of_dead_or_nameless_workers_go_back_to_the_queue(tmp_path, monkeypatch):
