@@ -138,6 +138,7 @@ def record_of(result: dict[str, Any], index: int, config: dict[str, Any]) -> dic
         "config": config,
         "mean_return": result["final_return"],
         "returns": result["returns"][-1],
+        "code": result["code"],
     }
 
 

@@ -416,36 +416,31 @@ def test_robustness_sweep_is_grid_runs_with_shared_configurations(tmp_path, env)
 
 
 def test_robustness_report_sets_sppo_against_ppo_beside_its_noise_floor(tmp_path):
-    import argparse
-
+    """The report from the study (``--report-only``): finished runs stored as the worker stores them, no training."""
     from benchmarks import robustness
 
-    configs = robustness.sample_configs(3, seed=0)
     finals = {"ppo": [100.0, 200.0, 500.0], "sppo": [150.0, 180.0, 500.0], "ppo_equiv": [140.0, 180.0, 470.0]}
-    code = {"version": "0.1.0", "hash": "abc", "commit": "1234567890ab", "dirty": False}
-    records = [
-        {
-            **robustness.record_of(
-                {"env": "CartPole-v1", "algo": algo, "final_return": value, "returns": [[value]]}, k, config
-            ),
-            "code": code,
-        }
-        for algo, values in finals.items()
-        for k, (value, config) in enumerate(zip(values, configs, strict=True))
-    ]
-    tables, returns = robustness.summarize(records, {"CartPole-v1": 475.0})
-    assert returns["CartPole-v1"] == finals
-    # SPPO - PPO: +50, -20, 0; SPPO - equivalent: +10, 0, +30
-    assert "| CartPole-v1 | PPO | 3 | 1 | 1 | 20.0 | 50.0 |" in tables
-    assert "| CartPole-v1 | PPO (SPPO-equivalent) | 3 | 2 | 1 | 10.0 | 30.0 |" in tables
-    assert "| CartPole-v1 (>= 475) | PPO (SPPO-equivalent) | 3 | 0/3 (0%) | 180.0 |" in tables
-    assert "| 150.0 | 140.0 | +50.0 | +10.0 |" in tables
-    args = argparse.Namespace(k=3, seed=0, steps={"CartPole-v1": 2000}, noise_p=0.1, eval_episodes=10)
-    args.threshold = {"CartPole-v1": 475.0}
-    robustness.write_report(tmp_path, records, "python -m benchmarks.robustness --k 3", args)
+    argv = ["--k", "3", "--envs", "CartPole-v1", "--steps", "CartPole-v1=2000", "--out", str(tmp_path)]
+    configs = robustness.sample_configs(3, seed=0)
+    runs = robustness.plan_runs(["CartPole-v1"], configs, {"CartPole-v1": 2000}, 0.1, 0, 10)
+    study = engine.open_study(str(tmp_path / "runs.log"), robustness.STUDY, create=True)
+    code = engine.code_version()
+    engine.enqueue(study, runs, code)
+    for _ in runs:
+        trial = engine._take(study)
+        run = trial.user_attrs[engine.RUN_ATTR]
+        value = finals[run["algo"]][run["seed"]]
+        study._storage.set_trial_user_attr(trial._trial_id, engine.RESULT_ATTR, {"final_return": value, "returns": [[value]]})
+        study._storage.set_trial_state_values(trial._trial_id, state=engine._state("COMPLETE"), values=[value])
+    assert robustness.main([*argv, "--report-only"]) == 0
     text = (tmp_path / "robustness.md").read_text()
-    assert "Code version 0.1.0+abc; runs queued at: commit 1234567890." in text and "w = alpha + beta*|rce_z| = 1.5" in text
-    assert (tmp_path / "robustness.png").stat().st_size > 0
+    # SPPO - PPO: +50, -20, 0; SPPO - equivalent: +10, 0, +30
+    assert "| CartPole-v1 | PPO | 3 | 1 | 1 | 20.0 | 50.0 |" in text
+    assert "| CartPole-v1 | PPO (SPPO-equivalent) | 3 | 2 | 1 | 10.0 | 30.0 |" in text
+    assert "| CartPole-v1 (>= 475) | PPO (SPPO-equivalent) | 3 | 0/3 (0%) | 180.0 |" in text
+    assert "| 100.0 | 150.0 | 140.0 | +50.0 | +10.0 |" in text
+    assert f"Code version {code['version']}+{code['hash']}; runs queued at: commit {code['commit'][:10]}" in text
+    assert "w = alpha + beta*|rce_z| = 1.5" in text and (tmp_path / "robustness.png").stat().st_size > 0
 
 
 def test_robustness_refuses_a_symmetric_entry_its_equivalent_would_not_match(monkeypatch):
