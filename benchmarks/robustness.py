@@ -11,7 +11,8 @@ per-configuration differences.
 
 Each training is a run of the grid's runner (benchmarks/engine.py): one RL-Zoo training whose YAML entry is
 overridden with the configuration and the env's fixed settings below, a trial of the study ``robustness``
-(default storage: ``<out>/runs.log``). ``--workers`` worker processes train them; a rerun skips finished runs.
+(default storage: ``benchmarks/runs/robustness.log``, RL-Zoo's logs in ``benchmarks/runs/robustness-work``, as the
+grid keeps its own). ``--workers`` worker processes train them; a rerun skips finished runs.
 
     python -m benchmarks.robustness                      # K=8, the budgets committed in benchmarks/results/
     python -m benchmarks.robustness --k 32 --workers 4   # a larger sweep
@@ -286,7 +287,17 @@ def parse_per_env(option: str, values: list[str], defaults: dict[str, float]) ->
 
 
 def main(argv: list[str] | None = None) -> int:
-    from benchmarks.engine import ConfigError, code_version, enqueue, finished_runs, open_study, run_key, run_workers
+    from benchmarks.engine import (
+        RUNS,
+        ConfigError,
+        code_version,
+        default_storage,
+        enqueue,
+        finished_runs,
+        open_study,
+        run_key,
+        run_workers,
+    )
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--k", type=int, default=8, help="number of random configurations")
@@ -300,7 +311,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-episodes", type=int, default=10)
     parser.add_argument("--workers", type=int, default=1, help="worker processes")
     parser.add_argument("--out", type=Path, default=OUT)
-    parser.add_argument("--storage", help="the sweep's study (default: <out>/runs.log; PostgreSQL for many machines)")
+    parser.add_argument(
+        "--storage", help="the sweep's study (default: benchmarks/runs/robustness.log; PostgreSQL for many machines)"
+    )
+    parser.add_argument(
+        "--work-dir", type=Path, help="local folder for the runs' RL-Zoo logs (default: benchmarks/runs/robustness-work)"
+    )
     parser.add_argument("--report-only", action="store_true", help="only redraw the table and plot")
     args = parser.parse_args(argv)
     args.steps = {env: int(steps) for env, steps in parse_per_env("--steps", args.steps, DEFAULT_STEPS).items()}
@@ -312,7 +328,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--k and --workers must be at least 1")
 
     args.out.mkdir(parents=True, exist_ok=True)
-    storage = args.storage or str(args.out / "runs.log")
+    storage = args.storage or default_storage(RUNS, STUDY, create_folder=True)
+    work_dir = (args.work_dir or RUNS / f"{STUDY}-work").resolve()
     configs = sample_configs(args.k, args.seed)
     code = code_version()
     try:
@@ -320,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
         study = open_study(storage, STUDY, create=True)
         if not args.report_only:
             keys, _ = enqueue(study, planned, code)
-            status = run_workers(storage, STUDY, args.workers, args.out / "work", keys=keys, resume_hint=command)
+            status = run_workers(storage, STUDY, args.workers, work_dir, keys=keys, resume_hint=command)
             if status != 0:
                 return status
     except ConfigError as error:

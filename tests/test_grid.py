@@ -420,10 +420,11 @@ def test_robustness_report_sets_sppo_against_ppo_beside_its_noise_floor(tmp_path
     from benchmarks import robustness
 
     finals = {"ppo": [100.0, 200.0, 500.0], "sppo": [150.0, 180.0, 500.0], "ppo_equiv": [140.0, 180.0, 470.0]}
-    argv = ["--k", "3", "--envs", "CartPole-v1", "--steps", "CartPole-v1=2000", "--out", str(tmp_path)]
+    storage = str(tmp_path / "runs.log")
+    argv = ["--k", "3", "--envs", "CartPole-v1", "--steps", "CartPole-v1=2000", "--out", str(tmp_path), "--storage", storage]
     configs = robustness.sample_configs(3, seed=0)
     runs = robustness.plan_runs(["CartPole-v1"], configs, {"CartPole-v1": 2000}, 0.1, 0, 10)
-    study = engine.open_study(str(tmp_path / "runs.log"), robustness.STUDY, create=True)
+    study = engine.open_study(storage, robustness.STUDY, create=True)
     code = engine.code_version()
     engine.enqueue(study, runs, code)
     for _ in runs:
