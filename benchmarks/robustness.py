@@ -9,6 +9,7 @@ Each configuration is also trained by the stock-PPO equivalent of SymPPO (``ppo_
 other rounding), so SPPO against it shows how far one seed moves from rounding alone: the noise floor of the
 per-configuration differences.
 
+The search space, the per-env settings and SPPO's coefficients are data: ``benchmarks/robustness.yml``.
 Each training is a run of the grid's runner (benchmarks/engine.py): one RL-Zoo training whose YAML entry is
 overridden with the configuration and the env's fixed settings below, a trial of the study ``robustness``
 (default storage: ``benchmarks/runs/robustness.log``, RL-Zoo's logs in ``benchmarks/runs/robustness-work``, as the
@@ -32,59 +33,93 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "robustness"
-
-# Search space (RL-Zoo's PPO ranges, restricted to minibatch sizes that divide every rollout below).
-LEARNING_RATE = (1e-4, 3e-3)
-CLIP_RANGES = (0.1, 0.2, 0.3, 0.4)
-EPOCHS = (1, 5, 10, 20)
-BATCH_SIZES = (32, 64, 128, 256)
+SETTINGS = Path(__file__).resolve().parent / "robustness.yml"
+FIXED = ("n_envs", "n_steps", "gamma", "gae_lambda", "ent_coef")
 
 
 @dataclass(frozen=True)
 class EnvSetting:
-    """What stays fixed per env: rollout shape and discounting (from RL-Zoo's ppo.yml), and the success bar."""
+    """What stays fixed per env (rollout shape, discounting, entropy), its default budget and success bar."""
 
     n_envs: int
     n_steps: int
     gamma: float
     gae_lambda: float
     ent_coef: float
+    steps: int
     threshold: float
 
 
-ENVS = {
-    # threshold: the env's registered reward_threshold ("solved").
-    "CartPole-v1": EnvSetting(n_envs=8, n_steps=32, gamma=0.98, gae_lambda=0.8, ent_coef=0.0, threshold=475.0),
-    "LunarLander-v3": EnvSetting(n_envs=8, n_steps=128, gamma=0.999, gae_lambda=0.98, ent_coef=0.01, threshold=200.0),
-}
-DEFAULT_STEPS: dict[str, float] = {"CartPole-v1": 30_000, "LunarLander-v3": 60_000}
+def load_settings(path: Path = SETTINGS) -> tuple[dict[str, dict[str, Any]], dict[str, EnvSetting], dict[str, float]]:
+    """The search space (knob -> ``{"log_uniform": [low, high]}`` or ``{"choice": [...]}``), envs and coefficients."""
+    data = yaml.safe_load(path.read_text()) or {}
+    where = f"{path.name}:"
+    if set(data) != {"search_space", "envs", "symmetric"}:
+        raise ValueError(f"{where} needs exactly the sections search_space, envs and symmetric; got {sorted(data)}")
+    space = data["search_space"]
+    for name, spec in space.items():
+        if not _valid_knob(spec):
+            raise ValueError(
+                f"{where} search_space.{name} is {{choice: [v, ...]}} or {{log_uniform: [low, high]}} "
+                f"with 0 < low < high; got {spec!r}"
+            )
+    fields = set(EnvSetting.__dataclass_fields__)
+    envs = {}
+    for env, setting in data["envs"].items():
+        if not isinstance(setting, dict) or set(setting) != fields:
+            raise ValueError(f"{where} envs.{env} needs exactly {sorted(fields)}; got {setting!r}")
+        envs[env] = EnvSetting(**setting)
+    symmetric = {name: float(value) for name, value in data["symmetric"].items()}
+    if set(symmetric) != {"alpha", "beta", "rce_z"}:
+        raise ValueError(f"{where} symmetric needs alpha, beta and rce_z; got {sorted(symmetric)}")
+    return space, envs, symmetric
+
+
+def _valid_knob(spec: Any) -> bool:
+    if not isinstance(spec, dict) or len(spec) != 1:
+        return False
+    ((kind, values),) = spec.items()
+    if kind == "choice":
+        return isinstance(values, list) and len(values) > 0
+    return kind == "log_uniform" and isinstance(values, list) and len(values) == 2 and 0 < values[0] < values[1]
+
+
+SEARCH_SPACE, ENVS, SYMMETRIC = load_settings()
 ALGOS = ("ppo", "sppo", "ppo_equiv")
 LABELS = {"ppo": "PPO", "sppo": "SPPO", "ppo_equiv": "PPO (SPPO-equivalent)"}
+STUDY = "robustness"
 
 
-def sample_configs(k: int, seed: int) -> list[dict[str, Any]]:
-    """K configurations drawn with their own generator, so PPO and SPPO (and every rerun) see the same ones."""
+def sample_configs(k: int, seed: int, space: dict[str, dict[str, Any]] = SEARCH_SPACE) -> list[dict[str, Any]]:
+    """K configurations drawn with their own generator, so every algorithm (and every rerun) sees the same ones."""
     rng = np.random.default_rng(seed)
     configs = []
     for _ in range(k):
-        low, high = np.log(LEARNING_RATE[0]), np.log(LEARNING_RATE[1])
-        configs.append(
-            {
-                "learning_rate": float(np.exp(rng.uniform(low, high))),
-                "clip_range": float(rng.choice(CLIP_RANGES)),
-                "n_epochs": int(rng.choice(EPOCHS)),
-                "batch_size": int(rng.choice(BATCH_SIZES)),
-            }
-        )
+        config: dict[str, Any] = {}
+        for name, spec in space.items():
+            if "log_uniform" in spec:
+                low, high = spec["log_uniform"]
+                config[name] = float(np.exp(rng.uniform(np.log(low), np.log(high))))
+            else:
+                values = spec["choice"]
+                config[name] = type(values[0])(rng.choice(values))
+        configs.append(config)
     return configs
 
 
-# SymPPO's class defaults, whatever sppo.yml says for the env
-SYMMETRIC = {"alpha": 0.5, "beta": 1.0, "rce_z": -1.0}
-STUDY = "robustness"
+def describe_space(space: dict[str, dict[str, Any]] = SEARCH_SPACE) -> str:
+    """``"learning_rate log-uniform in [0.0001, 0.003], clip_range in (0.1, 0.2), ..."``"""
+    parts = []
+    for name, spec in space.items():
+        if "log_uniform" in spec:
+            parts.append(f"{name} log-uniform in [{spec['log_uniform'][0]:g}, {spec['log_uniform'][1]:g}]")
+        else:
+            parts.append(f"{name} in ({', '.join(f'{value:g}' for value in spec['choice'])})")
+    return ", ".join(parts)
 
 
 def plan_runs(envs: list[str], configs: list[dict[str, Any]], steps: dict[str, int], noise_p: float, seed: int, episodes: int):
@@ -95,7 +130,7 @@ def plan_runs(envs: list[str], configs: list[dict[str, Any]], steps: dict[str, i
     for env in envs:
         _check_symmetric_entry(env)
         setting = ENVS[env]
-        fixed = {name: getattr(setting, name) for name in ("n_envs", "n_steps", "gamma", "gae_lambda", "ent_coef")}
+        fixed = {name: getattr(setting, name) for name in FIXED}
         for index, config in enumerate(configs):
             for algo in ALGOS:
                 values = _values(algo, {**fixed, **config})
@@ -256,13 +291,12 @@ def write_report(out: Path, records: list[dict[str, Any]], command: str, args: a
         "# Hyperparameter robustness: PPO vs SPPO under reward-flip noise\n\n"
         f"Made by: `{command}`\n\n"
         f"Code version {code_version_name(records[0]['code'])}; runs queued at: {commits_of(records)}.\n\n"
-        f"K={args.k} configurations (seed {args.seed}): learning rate log-uniform in {LEARNING_RATE}, "
-        f"clip range in {CLIP_RANGES}, epochs in {EPOCHS}, minibatch in {BATCH_SIZES}. "
+        f"K={args.k} configurations (seed {args.seed}, benchmarks/robustness.yml): {describe_space()}. "
         f"Training rewards flipped (r <- 1 - r) with p={args.noise_p}; budgets: {budget}; "
         f"one training seed per configuration (the same for every algorithm); "
         f"the policy at the end of the budget evaluated deterministically on {args.eval_episodes} clean episodes "
         "(RL-Zoo's evaluation). "
-        "SPPO uses SymPPO's defaults alpha=0.5, beta=1, rce_z=-1; everything else is shared. "
+        f"SPPO uses {', '.join(f'{name}={value:g}' for name, value in SYMMETRIC.items())}; everything else is shared. "
         "PPO (SPPO-equivalent) is stock PPO with vf_coef, ent_coef, max_grad_norm and Adam's eps divided by "
         f"w = alpha + beta*|rce_z| = {policy_weight(**SYMMETRIC):g}: SPPO's gradient with other rounding, "
         "so SPPO against it is the noise floor "
@@ -319,7 +353,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--report-only", action="store_true", help="only redraw the table and plot")
     args = parser.parse_args(argv)
-    args.steps = {env: int(steps) for env, steps in parse_per_env("--steps", args.steps, DEFAULT_STEPS).items()}
+    args.steps = {
+        env: int(steps)
+        for env, steps in parse_per_env("--steps", args.steps, {env: s.steps for env, s in ENVS.items()}).items()
+    }
     args.steps = {env: steps for env, steps in args.steps.items() if env in args.envs}
     args.threshold = parse_per_env("--threshold", args.threshold, {env: s.threshold for env, s in ENVS.items()})
     given = sys.argv[1:] if argv is None else list(argv)

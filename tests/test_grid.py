@@ -444,6 +444,38 @@ def test_robustness_report_sets_sppo_against_ppo_beside_its_noise_floor(tmp_path
     assert "w = alpha + beta*|rce_z| = 1.5" in text and (tmp_path / "robustness.png").stat().st_size > 0
 
 
+def test_robustness_draws_the_configurations_of_its_first_runs_from_its_data_file():
+    """The search space moved from code to robustness.yml: seed 0 still draws what the first sweep's runs recorded."""
+    from benchmarks import robustness
+
+    assert robustness.sample_configs(2, seed=0) == [
+        {"learning_rate": 0.0008727093859002809, "clip_range": 0.3, "n_epochs": 5, "batch_size": 64},
+        {"learning_rate": 0.00010578237701278475, "clip_range": 0.1, "n_epochs": 1, "batch_size": 256},
+    ]
+    assert [type(value) for value in robustness.sample_configs(1, seed=3)[0].values()] == [float, float, int, int]
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"search_space": {"learning_rate": {"log_uniform": [3.0e-3, 1.0e-4]}}}, "search_space.learning_rate is"),
+        ({"search_space": {"n_epochs": {"uniform": [1, 20]}}}, "search_space.n_epochs is"),
+        ({"envs": {"CartPole-v1": {"n_envs": 8}}}, "envs.CartPole-v1 needs exactly"),
+        ({"symmetric": {"alpha": 0.5, "beta": 1.0}}, "symmetric needs alpha, beta and rce_z"),
+        ({"budgets": {}}, "needs exactly the sections"),
+    ],
+)
+def test_robustness_data_file_errors_name_the_entry(tmp_path, change, message):
+    from benchmarks import robustness
+
+    data = yaml.safe_load(robustness.SETTINGS.read_text())
+    data.update(change)
+    path = tmp_path / "robustness.yml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ValueError, match=message):
+        robustness.load_settings(path)
+
+
 def test_robustness_refuses_a_symmetric_entry_its_equivalent_would_not_match(monkeypatch):
     from benchmarks import robustness
 
