@@ -2,7 +2,7 @@
 
 The paper claims SPPO is more stable across hyperparameters than PPO. This samples K configurations of the
 four knobs users touch first (learning rate, clip range, epochs, minibatch size) with a fixed seed, trains
-PPO and SymPPO (class defaults alpha=0.5, beta=1, rce_z=-1: docs/paper.rst, "Hyperparameters") with each of
+PPO and SymPPO (SymPPO's class defaults alpha=0.5, beta=1, rce_z=-1: docs/paper.rst, "Hyperparameters") with each of
 them on noisy-reward envs, evaluates the policy at the end of its budget on the clean env, and reports the share
 of configurations whose return reaches the env's success threshold together with the distribution of final returns.
 Each configuration is also trained by the stock-PPO equivalent of SymPPO (``ppo_equiv``: SymPPO's gradient with
@@ -209,18 +209,16 @@ def summarize(records: list[dict[str, Any]], thresholds: dict[str, float]) -> tu
         "Final clean return per configuration (SPPO - PPO > 0: SPPO better; SPPO - equiv.: rounding alone):",
         "",
     ]
-    header = "| # | learning_rate | clip_range | n_epochs | batch_size |"
-    rule = "|---|---|---|---|---|"
+    knobs = list(next(iter(configs.values())))
+    header = f"| # | {' | '.join(knobs)} |"
+    rule = "|---|" + "---|" * len(knobs)
     for env in by_env:
         header += f" {env} PPO | {env} SPPO | {env} equiv. | SPPO - PPO | SPPO - equiv. |"
         rule += "---|---|---|---|---|"
     lines += [header, rule]
     for index in sorted(configs):
         config = configs[index]
-        row = (
-            f"| {index} | {config['learning_rate']:.2e} | {config['clip_range']:g} | {config['n_epochs']} "
-            f"| {config['batch_size']} |"
-        )
+        row = f"| {index} | {' | '.join(f'{config[knob]:.3g}' for knob in knobs)} |"
         for per_algo in by_env.values():
             ppo, sppo, equiv = (per_algo.get(algo, {}).get(index, math.nan) for algo in ALGOS)
             row += f" {ppo:.1f} | {sppo:.1f} | {equiv:.1f} | {sppo - ppo:+.1f} | {sppo - equiv:+.1f} |"
@@ -270,7 +268,7 @@ def plot(records: list[dict[str, Any]], thresholds: dict[str, float], path: Path
                 axis.boxplot(values, positions=[position], widths=0.35, showfliers=False)
                 axis.scatter([position] * len(values), values, s=14, zorder=3)
         axis.axhline(thresholds[env], ls="--", color="tab:red", lw=1, label="success threshold")
-        axis.set_xticks(range(len(ALGOS)), ["PPO", "SPPO", "PPO\n(SPPO-equiv.)"])
+        axis.set_xticks(range(len(ALGOS)), [LABELS[algo].replace(" (", "\n(") for algo in ALGOS])
         axis.set_title(env)
         axis.set_ylabel("final clean return (one run per config)")
         axis.legend(loc="lower right", fontsize=8)
