@@ -90,7 +90,15 @@ def _valid_knob(spec: Any) -> bool:
 
 SEARCH_SPACE, ENVS, SYMMETRIC = load_settings()
 ALGOS = ("ppo", "sppo", "ppo_equiv")
-LABELS = {"ppo": "PPO", "sppo": "SPPO", "ppo_equiv": "PPO (SPPO-equivalent)"}
+
+
+def label(algo: str) -> str:
+    """The grid's name for ``algo`` in tables (benchmarks/presets.yml)."""
+    from benchmarks.engine import ALGORITHMS
+
+    return ALGORITHMS[algo].label
+
+
 STUDY = "robustness"
 
 
@@ -198,7 +206,7 @@ def summarize(records: list[dict[str, Any]], thresholds: dict[str, float]) -> tu
             reached = sum(value >= threshold for value in values)
             q25, q50, q75 = np.percentile(values, [25, 50, 75])
             lines.append(
-                f"| {env} (>= {threshold:g}) | {LABELS[algo]} | {len(values)} | {reached}/{len(values)} "
+                f"| {env} (>= {threshold:g}) | {label(algo)} | {len(values)} | {reached}/{len(values)} "
                 f"({100 * reached / len(values):.0f}%) | {q50:.1f} | {np.mean(values):.1f} | {q25:.1f} - {q75:.1f} "
                 f"| {min(values):.1f} | {max(values):.1f} |"
             )
@@ -240,7 +248,7 @@ def _differences(by_env: dict[str, dict[str, dict[int, float]]]) -> list[str]:
                 continue
             differences = np.array([sppo[index] - per_algo[other][index] for index in shared])
             lines.append(
-                f"| {env} | {LABELS[other]} | {len(shared)} | {int((differences > 0).sum())} "
+                f"| {env} | {label(other)} | {len(shared)} | {int((differences > 0).sum())} "
                 f"| {int((differences == 0).sum())} | {np.median(np.abs(differences)):.1f} "
                 f"| {np.abs(differences).max():.1f} |"
             )
@@ -268,7 +276,7 @@ def plot(records: list[dict[str, Any]], thresholds: dict[str, float], path: Path
                 axis.boxplot(values, positions=[position], widths=0.35, showfliers=False)
                 axis.scatter([position] * len(values), values, s=14, zorder=3)
         axis.axhline(thresholds[env], ls="--", color="tab:red", lw=1, label="success threshold")
-        axis.set_xticks(range(len(ALGOS)), [LABELS[algo].replace(" (", "\n(") for algo in ALGOS])
+        axis.set_xticks(range(len(ALGOS)), [label(algo).replace(" (", "\n(") for algo in ALGOS])
         axis.set_title(env)
         axis.set_ylabel("final clean return (one run per config)")
         axis.legend(loc="lower right", fontsize=8)
