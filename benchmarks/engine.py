@@ -310,8 +310,20 @@ def python_literal(value: Any) -> str:
     return repr(value)
 
 
-def _equivalent_entry(run: Run) -> dict[str, Any]:
-    """Stock PPO's YAML entry that trains like SymPPO's entry for ``run.env`` (docs/paper.rst, "Stock-PPO equivalent")."""
+# SymPPO's coefficients and their defaults
+COEFFICIENTS = {"alpha": 0.5, "beta": 1.0, "rce_z": -1.0}
+
+
+def _given_overrides(run: Run) -> dict[str, Any]:
+    """``run.overrides`` evaluated as RL-Zoo evaluates ``-params`` values."""
+    import torch as th
+    from torch import nn
+
+    return {name: eval(literal, {"th": th, "nn": nn}) for name, literal in run.overrides}
+
+
+def _equivalent_kwargs(run: Run, entry: dict[str, Any]) -> dict[str, Any]:
+    """Stock PPO's YAML entry (``policy_kwargs`` as a dict) that trains like SymPPO's YAML entry ``entry``."""
     import sb3_symmetric
 
     ppo_equivalent = getattr(sb3_symmetric, "ppo_equivalent", None)
@@ -320,16 +332,38 @@ def _equivalent_entry(run: Run) -> dict[str, Any]:
     import torch as th  # noqa: F401  (names RL-Zoo's policy_kwargs strings use)
     from torch import nn  # noqa: F401
 
-    entry = zoo_entry("sppo", run.env)
-    coefficients = {name: float(entry.pop(name)) for name in ("alpha", "beta", "rce_z") if name in entry}
+    entry = dict(entry)
+    coefficients = {name: float(entry.pop(name)) for name in COEFFICIENTS if name in entry}
     zoo_only = {key: entry.pop(key) for key in list(entry) if key in ZOO_KEYS}
     if isinstance(entry.get("policy_kwargs"), str):
         entry["policy_kwargs"] = eval(entry["policy_kwargs"])  # the YAML's own string, as RL-Zoo evaluates it
     knobs = run.algorithm.equivalent
-    kwargs = ppo_equivalent(**coefficients, knobs=None if knobs == KNOBS else knobs, **entry)
-    if isinstance(kwargs.get("policy_kwargs"), dict):
-        kwargs["policy_kwargs"] = python_literal(kwargs["policy_kwargs"])
-    return {**zoo_only, **kwargs}
+    return {**zoo_only, **ppo_equivalent(**coefficients, knobs=None if knobs == KNOBS else knobs, **entry)}
+
+
+def _equivalent(run: Run) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The stock-PPO equivalent of SymPPO with sppo.yml's entry for ``run.env`` and ``run.overrides``
+    (docs/paper.rst, "Stock-PPO equivalent"): the converted entry, and the ``-params`` that the overrides become.
+
+    The overrides are SymPPO's: an override of a knob (``vf_coef``, ``ent_coef``, ``max_grad_norm``,
+    ``policy_kwargs``) is converted like the entry's, and one of ``alpha``, ``beta`` or ``rce_z`` converts the
+    entry's knobs with its weight; overrides the conversion leaves as they are keep their text.
+    """
+    sppo_entry = zoo_entry("sppo", run.env)
+    base = _equivalent_kwargs(run, sppo_entry)
+    given = _given_overrides(run)
+    converted = _equivalent_kwargs(run, {**sppo_entry, **given}) if given else base
+    texts = dict(run.overrides)
+    params = {
+        name: _Literal(texts[name]) if converted[name] == value else converted[name]
+        for name, value in given.items()
+        if name in converted
+    }
+    params.update({name: value for name, value in converted.items() if name not in given and value != base.get(name)})
+    entry = dict(base)
+    if isinstance(entry.get("policy_kwargs"), dict):
+        entry["policy_kwargs"] = python_literal(entry["policy_kwargs"])
+    return entry, params
 
 
 @dataclass(frozen=True)
@@ -347,13 +381,16 @@ def zoo_call(run: Run) -> ZooCall:
     algorithm = run.algorithm
     params: dict[str, Any] = {}
     conf_file = conf_entry = None
+    overrides: dict[str, Any] = {name: _Literal(literal) for name, literal in run.overrides}
     if algorithm.twin:
         # docs/paper.rst, "Formulas": SPPO's reverse gradient is |Z| x PPO's, so the twin is PPO weighted a + b|Z|
-        entry = zoo_entry("sppo", run.env)
-        alpha, beta, rce_z = (float(entry.get(k, d)) for k, d in (("alpha", 0.5), ("beta", 1.0), ("rce_z", -1.0)))
+        entry = {**zoo_entry("sppo", run.env), **_given_overrides(run)}
+        alpha, beta, rce_z = (float(entry.get(k, d)) for k, d in COEFFICIENTS.items())
         zoo_algo, params = "sppo", {"alpha": alpha + beta * abs(rce_z), "beta": 0.0}
+        overrides = {name: text for name, text in overrides.items() if name not in COEFFICIENTS}
     elif algorithm.equivalent is not None:
-        zoo_algo, conf_entry = "ppo", _equivalent_entry(run)
+        zoo_algo = "ppo"
+        conf_entry, overrides = _equivalent(run)
     elif run.discretized and algorithm.discretized_as is not None:
         # the paper's DPPO / DA2C: the symmetric algorithm on the discretized entry with the reverse term off
         zoo_algo, params = algorithm.discretized_as, {"alpha": 1.0, "beta": 0.0}
@@ -362,9 +399,7 @@ def zoo_call(run: Run) -> ZooCall:
     callback = noise_callback(run.noise)
     if callback is not None:
         params["callback"] = callback
-    for name, literal in run.overrides:
-        params[name] = _Literal(literal)
-    return ZooCall(zoo_algo, params, conf_file, conf_entry)
+    return ZooCall(zoo_algo, {**params, **overrides}, conf_file, conf_entry)
 
 
 class _Literal(str):

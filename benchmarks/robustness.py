@@ -136,7 +136,6 @@ def plan_runs(envs: list[str], configs: list[dict[str, Any]], steps: dict[str, i
 
     runs = []
     for env in envs:
-        _check_symmetric_entry(env)
         setting = ENVS[env]
         fixed = {name: getattr(setting, name) for name in FIXED}
         for index, config in enumerate(configs):
@@ -149,28 +148,9 @@ def plan_runs(envs: list[str], configs: list[dict[str, Any]], steps: dict[str, i
 
 
 def _values(algo: str, shared: dict[str, Any]) -> dict[str, Any]:
-    """The YAML overrides of one algorithm: the shared values, SymPPO's coefficients, or their stock-PPO equivalent."""
-    if algo == "sppo":
-        return {**shared, **SYMMETRIC}
-    if algo == "ppo_equiv":
-        from sb3_symmetric import ppo_equivalent
-
-        # the grid converts sppo.yml's entry (vf_coef, max_grad_norm, Adam's eps); ent_coef, set here, is divided too
-        return ppo_equivalent(**SYMMETRIC, knobs=("ent_coef",), **shared)
-    return dict(shared)
-
-
-def _check_symmetric_entry(env: str) -> None:
-    """``ppo_equiv`` is converted from sppo.yml's entry: its coefficients must be the ones SPPO trains with here."""
-    from benchmarks.engine import ConfigError, zoo_entry
-
-    entry = zoo_entry("sppo", env)
-    coefficients = {name: float(entry.get(name, default)) for name, default in SYMMETRIC.items()}
-    if coefficients != SYMMETRIC:
-        raise ConfigError(
-            f"sppo.yml's {env} entry has {coefficients}, the sweep trains SPPO with {SYMMETRIC}: its stock-PPO "
-            "equivalent would not match; set the entry's coefficients to the sweep's"
-        )
+    """The YAML overrides of one algorithm: the shared values, with SymPPO's coefficients for SPPO and for its
+    stock-PPO equivalent (the grid converts those, and the entry's knobs, to stock PPO's)."""
+    return {**shared, **SYMMETRIC} if algo in ("sppo", "ppo_equiv") else dict(shared)
 
 
 def record_of(result: dict[str, Any], index: int, config: dict[str, Any]) -> dict[str, Any]:

@@ -282,6 +282,84 @@ def test_stock_ppo_equivalents_with_the_real_mapping(tmp_path, algo, knobs):
         assert written["vf_coef"] == pytest.approx(entry.get("vf_coef", 0.5))
 
 
+# SymPPO's settings given as overrides: alpha 1 makes w = 1 + 1 * |-1| = 2 with sppo.yml's beta and rce_z
+SYMPPO_OVERRIDES = (
+    ("alpha", "1.0"),
+    ("ent_coef", "0.02"),
+    ("vf_coef", "0.4"),
+    ("learning_rate", "0.001"),
+    ("policy_kwargs", "dict(net_arch=[32])"),
+)
+
+
+def _trained_entry(tmp_path: Path, run: engine.Run) -> tuple[dict, list[str]]:
+    """What RL-Zoo trains with: the -conf entry updated by the -params (as RL-Zoo applies them), and the argv."""
+    argv = engine.zoo_argv(run, tmp_path)
+    params = _params(argv)
+    entry = yaml.safe_load((tmp_path / "conf.yml").read_text())[run.env]
+    entry.update({key: value for key, value in params.items() if key not in ("algo", "conf")})
+    if isinstance(entry.get("policy_kwargs"), str):
+        import torch as th  # noqa: F401  (names the generated policy_kwargs use)
+        from torch import nn  # noqa: F401
+
+        entry["policy_kwargs"] = eval(entry["policy_kwargs"])
+    return entry, argv
+
+
+@pytest.mark.parametrize(
+    "algo, divided", [("ppo_equiv", {"vf_coef", "ent_coef", "max_grad_norm", "eps"}), ("ppo_ent", {"ent_coef"})]
+)
+def test_overrides_of_an_equivalent_are_symppos_and_are_converted_with_it(tmp_path, algo, divided):
+    """An override on a stock-PPO equivalent is SymPPO's: its knobs get the conversion the entry's get, with the weight
+    the overrides make (a raw -params override would undo the conversion)."""
+    run = engine.Run(algo, "CartPole-v1", "clean", 0, 1000, 2, 1, overrides=SYMPPO_OVERRIDES)
+    trained, argv = _trained_entry(tmp_path, run)
+    symppo = {"ent_coef": 0.02, "vf_coef": 0.4, "max_grad_norm": 0.5, "eps": 1e-5}  # SB3's defaults for the last two
+    trained_eps = trained["policy_kwargs"].get("optimizer_kwargs", {}).get("eps", 1e-5)
+    for knob, value in symppo.items():
+        got = trained_eps if knob == "eps" else trained.get(knob, 0.5)
+        assert got == pytest.approx(value / 2 if knob in divided else value, rel=1e-15), knob
+    assert trained["learning_rate"] == 0.001 and trained["policy_kwargs"]["net_arch"] == [32]
+    assert not {"alpha", "beta", "rce_z"} & set(trained)
+    assert "learning_rate:0.001" in argv  # overrides the conversion leaves alone keep their text
+
+
+def test_overrides_of_the_twin_set_its_weight():
+    run = engine.Run("ppo_weighted", "CartPole-v1", "clean", 0, 1000, 2, 1, overrides=SYMPPO_OVERRIDES)
+    params = _params(engine.zoo_argv(run, "unused"))
+    assert (params["algo"], params["alpha"], params["beta"]) == ("sppo", 2.0, 0.0)
+    assert (params["ent_coef"], params["vf_coef"]) == (0.02, 0.4)
+
+
+def test_an_equivalent_with_overrides_trains_like_symppo_with_them(tmp_path):
+    """Through RL-Zoo: SymPPO with the overrides and its stock-PPO equivalent with the same overrides end with the
+    same parameters, stock PPO with them does not (a tight gradient-clipping override makes the clipped norm matter)."""
+    import torch as th
+    from stable_baselines3 import PPO
+
+    from sb3_symmetric import SymPPO
+
+    overrides = (*SYMPPO_OVERRIDES, ("max_grad_norm", "0.05"), ("n_envs", "2"), ("n_steps", "64"), ("batch_size", "32"))
+    weights = {}
+    for algo in ("sppo", "ppo_equiv", "ppo"):
+        given = overrides if algo != "ppo" else tuple(item for item in overrides if item[0] != "alpha")
+        run = engine.Run(algo, "CartPole-v1", "clean", 0, 512, 1, 1, overrides=given)
+        argv = engine.zoo_argv(run, tmp_path / algo)
+        done = subprocess.run(
+            [sys.executable, "-m", "sb3_symmetric.zoo", "train", *argv],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        (saved,) = (tmp_path / algo / "zoo").glob("*/CartPole-v1_*/CartPole-v1.zip")
+        policy = SymPPO.load(saved, device="cpu").policy if algo == "sppo" else PPO.load(saved, device="cpu").policy
+        weights[algo] = th.cat([tensor.flatten() for tensor in policy.state_dict().values()])
+    assert (weights["sppo"] - weights["ppo_equiv"]).abs().max().item() < 1e-6
+    assert (weights["sppo"] - weights["ppo"]).abs().max().item() > 1e-4
+
+
 def test_dry_run_prints_every_command_and_writes_nothing(tmp_path):
     storage = tmp_path / "grid.log"
     done = grid("--preset", "minatar", "--seeds", "1", "--envs", "MinAtar/Breakout-v1", "--dry-run", "--storage", str(storage))
@@ -474,14 +552,6 @@ def test_robustness_data_file_errors_name_the_entry(tmp_path, change, message):
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(ValueError, match=message):
         robustness.load_settings(path)
-
-
-def test_robustness_refuses_a_symmetric_entry_its_equivalent_would_not_match(monkeypatch):
-    from benchmarks import robustness
-
-    monkeypatch.setattr(engine, "zoo_entry", lambda algo, env: {"alpha": 1.0, "beta": 1.0, "rce_z": -1.0})
-    with pytest.raises(engine.ConfigError, match="its stock-PPO equivalent would not match"):
-        robustness.plan_runs(["CartPole-v1"], robustness.sample_configs(1, seed=0), {"CartPole-v1": 2000}, 0.1, 0, 10)
 
 
 def test_runs_of_dead_or_nameless_workers_go_back_to_the_queue(tmp_path, monkeypatch):
