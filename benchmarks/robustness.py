@@ -1,4 +1,4 @@
-"""Hyperparameter robustness: the same K random configurations for PPO and SPPO under reward-flip noise.
+"""Hyperparameter robustness: the same K random configurations for PPO, SPPO and its stock-PPO equivalent, noisy rewards.
 
 The paper claims SPPO is more stable across hyperparameters than PPO. This samples K configurations of the
 four knobs users touch first (learning rate, clip range, epochs, minibatch size) with a fixed seed, trains
