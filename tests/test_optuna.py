@@ -77,12 +77,14 @@ def zoo_train() -> list[str]:
     return [sys.executable, "-m", "sb3_symmetric.zoo", "train"]
 
 
-def worker_command(storage: str, log_folder: Path, conf: Path, seed: int, algo: str = "sppo") -> list[str]:
+def worker_command(
+    storage: str, log_folder: Path, conf: Path, seed: int, algo: str = "sppo", steps: int = TRIAL_STEPS
+) -> list[str]:
     return [
         *zoo_train(), "--algo", algo, "--env", "CartPole-v1",
         "-optimize", "--max-total-trials", str(TOTAL), "--n-jobs", "1", "--storage", storage, "--study-name", STUDY,
         "-conf", str(conf), "--sampler", "random", "--pruner", "none", "--seed", str(seed),
-        "-n", str(TRIAL_STEPS), "--n-evaluations", "1", "--eval-episodes", "2", "--num-threads", "1",
+        "-n", str(steps), "--n-evaluations", "1", "--eval-episodes", "2", "--num-threads", "1",
         "-f", str(log_folder), "--no-optim-plots",
     ]  # fmt: skip
 
@@ -96,11 +98,11 @@ def worker_env() -> dict[str, str]:
     }
 
 
-def start_worker(storage: str, tmp_path: Path, name: str, seed: int) -> subprocess.Popen:
+def start_worker(storage: str, tmp_path: Path, name: str, seed: int, steps: int = TRIAL_STEPS) -> subprocess.Popen:
     conf = tmp_path / "conf.yml"
     conf.write_text(TINY_CONF)
     log = open(tmp_path / f"{name}.log", "w")  # noqa: SIM115 (closed with the process)
-    command = worker_command(storage, tmp_path / "logs", conf, seed)
+    command = worker_command(storage, tmp_path / "logs", conf, seed, steps=steps)
     return subprocess.Popen(command, cwd=tmp_path, env=worker_env(), stdout=log, stderr=subprocess.STDOUT)
 
 
@@ -481,9 +483,11 @@ def test_postgres_stopped_mid_sweep_is_one_line_and_a_nonzero_exit(tmp_path):
 def test_interrupted_worker_puts_its_trial_back(tmp_path):
     storage = str(tmp_path / "study.log")
     create_seeded_study(storage, TOTAL)
-    worker = start_worker(storage, tmp_path, "worker", seed=1)
+    # trials of a minute: Ctrl-C lands inside one (with 2-second trials it could land after one had finished)
+    worker = start_worker(storage, tmp_path, "worker", seed=1, steps=100 * TRIAL_STEPS)
     study = read_study(storage)
-    running = wait_for(lambda: owned_running_trial(study, worker.pid), 120, "a running trial")
+    wait_for(lambda: owned_running_trial(study, worker.pid) is not None, 120, "a running trial")
+    running = owned_running_trial(study, worker.pid)
     worker.send_signal(signal.SIGINT)
     worker.wait(timeout=120)
     output = (tmp_path / "worker.log").read_text()
