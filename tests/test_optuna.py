@@ -103,7 +103,20 @@ def start_worker(storage: str, tmp_path: Path, name: str, seed: int, steps: int 
     conf.write_text(TINY_CONF)
     log = open(tmp_path / f"{name}.log", "w")  # noqa: SIM115 (closed with the process)
     command = worker_command(storage, tmp_path / "logs", conf, seed, steps=steps)
-    return subprocess.Popen(command, cwd=tmp_path, env=worker_env(), stdout=log, stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        command,
+        cwd=tmp_path,
+        env=worker_env(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        # Ctrl-C as a terminal delivers it: a suite started as a shell's background job (nohup ... &) passes SIGINT
+        # on ignored, and Python then never raises KeyboardInterrupt
+        preexec_fn=_default_sigint,
+    )
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def finished_snapshot(study: optuna.Study) -> dict[int, tuple]:
