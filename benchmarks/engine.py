@@ -310,16 +310,20 @@ def python_literal(value: Any) -> str:
     return repr(value)
 
 
-# SymPPO's coefficients and their defaults
-COEFFICIENTS = {"alpha": 0.5, "beta": 1.0, "rce_z": -1.0}
+# SymPPO's coefficients: they make the weight of its policy gradient, never a stock algorithm's argument
+COEFFICIENTS = ("alpha", "beta", "rce_z")
 
 
-def _given_overrides(run: Run) -> dict[str, Any]:
-    """``run.overrides`` evaluated as RL-Zoo evaluates ``-params`` values."""
+def _zoo_eval(literal: str) -> Any:
+    """A ``-params`` value or ``policy_kwargs`` string, evaluated as RL-Zoo does (``th`` and ``nn`` in scope)."""
     import torch as th
     from torch import nn
 
-    return {name: eval(literal, {"th": th, "nn": nn}) for name, literal in run.overrides}
+    return eval(literal, {"th": th, "nn": nn})
+
+
+def _given_overrides(run: Run) -> dict[str, Any]:
+    return {name: _zoo_eval(literal) for name, literal in run.overrides}
 
 
 def _equivalent_kwargs(run: Run, entry: dict[str, Any]) -> dict[str, Any]:
@@ -329,14 +333,11 @@ def _equivalent_kwargs(run: Run, entry: dict[str, Any]) -> dict[str, Any]:
     ppo_equivalent = getattr(sb3_symmetric, "ppo_equivalent", None)
     if ppo_equivalent is None:
         raise ConfigError(f"algorithm {run.algo!r} needs sb3_symmetric.ppo_equivalent, which this version does not have")
-    import torch as th  # noqa: F401  (names RL-Zoo's policy_kwargs strings use)
-    from torch import nn  # noqa: F401
-
     entry = dict(entry)
     coefficients = {name: float(entry.pop(name)) for name in COEFFICIENTS if name in entry}
     zoo_only = {key: entry.pop(key) for key in list(entry) if key in ZOO_KEYS}
     if isinstance(entry.get("policy_kwargs"), str):
-        entry["policy_kwargs"] = eval(entry["policy_kwargs"])  # the YAML's own string, as RL-Zoo evaluates it
+        entry["policy_kwargs"] = _zoo_eval(entry["policy_kwargs"])
     knobs = run.algorithm.equivalent
     return {**zoo_only, **ppo_equivalent(**coefficients, knobs=None if knobs == KNOBS else knobs, **entry)}
 
@@ -384,9 +385,11 @@ def zoo_call(run: Run) -> ZooCall:
     overrides: dict[str, Any] = {name: _Literal(literal) for name, literal in run.overrides}
     if algorithm.twin:
         # docs/paper.rst, "Formulas": SPPO's reverse gradient is |Z| x PPO's, so the twin is PPO weighted a + b|Z|
+        from sb3_symmetric.equivalence import policy_weight
+
         entry = {**zoo_entry("sppo", run.env), **_given_overrides(run)}
-        alpha, beta, rce_z = (float(entry.get(k, d)) for k, d in COEFFICIENTS.items())
-        zoo_algo, params = "sppo", {"alpha": alpha + beta * abs(rce_z), "beta": 0.0}
+        coefficients = {name: float(entry[name]) for name in COEFFICIENTS if name in entry}
+        zoo_algo, params = "sppo", {"alpha": policy_weight(**coefficients), "beta": 0.0}
         overrides = {name: text for name, text in overrides.items() if name not in COEFFICIENTS}
     elif algorithm.equivalent is not None:
         zoo_algo = "ppo"
